@@ -209,7 +209,11 @@ def read_passages(
                 passage = parse(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, TypeError) as err:
                 # json.JSONDecodeError is a ValueError; the reason keeps its column.
-                error = CorpusError(p, lineno, f"{type(err).__name__}: {err}")
+                if isinstance(err, json.JSONDecodeError):
+                    reason = f"invalid JSON at column {err.colno}: {err.msg}"
+                else:
+                    reason = f"{type(err).__name__}: {err}"
+                error = CorpusError(p, lineno, reason)
                 if on_error is None:
                     raise error from err
                 on_error(error)

@@ -205,7 +205,7 @@ def _lucene_idf(doc_freqs: np.ndarray, n_docs: int) -> np.ndarray:
     return idf
 
 
-def _write_matrix(p1: _Pass1, out: Path, settings: BuildSettings, progress: bool, pairs_per_step: int = 4_000_000) -> int:
+def _write_matrix(p1: _Pass1, out: Path, settings: BuildSettings, progress: bool, pairs_per_step: int = 500_000) -> int:
     """Score every (passage, term) pair and write the CSC matrix (one column per term)."""
     n_docs, vocab = p1.n_docs, len(p1.tokenizer.word_to_id)
     doc_freqs = p1.doc_freqs[:vocab]
@@ -474,7 +474,7 @@ class SearchIndex:
         self.dir = Path(index_dir)
         self.manifest = read_manifest(self.dir)
         if not self.manifest.get("complete", True):
-            log.warning("search index %s is partial: built up to %s", self.dir, self.manifest.get("stopped_at"))
+            log.warning("search index %s is partial: its build stopped at the bad line %s", self.dir, self.manifest.get("stopped_at"))
         settings = BuildSettings(**self.manifest["settings"])
         self.retriever = bm25s.BM25.load(self.dir, mmap=mmap_arrays, load_corpus=False, show_progress=False)
         self.tokenizer = settings.tokenizer()
