@@ -21,6 +21,7 @@ caller decides whether to skip it (``on_error``) or stop.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -80,33 +81,39 @@ def _open_binary(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def detect_format(path: str | os.PathLike[str]) -> str:
-    """Guess the format from the extension, then from the first non-empty line."""
+def detect_format(path: str | os.PathLike[str], probe_lines: int = 100) -> str:
+    """Guess the format from the extension, then from the first readable of ``probe_lines``
+    lines (a broken first line should be reported with its line number, not stop the guess)."""
     p = Path(path)
     stem = p.name[:-3] if p.name.endswith(".gz") else p.name
     if stem.endswith(".tsv"):
         return "dpr"
+    seen = 0
     with _open_binary(p) as f:
-        for raw in f:
+        for raw in itertools.islice(f, probe_lines):
             line = raw.decode("utf-8", errors="replace").strip()
             if not line:
                 continue
+            seen += 1
             if not line.startswith("{"):
-                return "dpr" if "\t" in line else _unknown(p)
+                if "\t" in line:
+                    return "dpr"
+                continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                return _unknown(p)
-            if "wikipedia_id" in row and isinstance(row.get("text"), list):
+                continue
+            if isinstance(row, dict) and "wikipedia_id" in row and isinstance(row.get("text"), list):
                 return "kilt"
-            if "contents" in row or "text" in row:
+            if isinstance(row, dict) and ("contents" in row or "text" in row):
                 return "jsonl"
-            return _unknown(p)
-    raise ValueError(f"{p}: empty corpus file")
+    if seen == 0:
+        raise ValueError(f"{p}: empty corpus file")
+    return _unknown(p)
 
 
 def _unknown(path: Path) -> str:
-    raise ValueError(f"{path}: cannot tell the corpus format from its first line; pass --format {'|'.join(FORMATS)}")
+    raise ValueError(f"{path}: cannot tell the corpus format from its first lines; pass --format {'|'.join(FORMATS)}")
 
 
 # ---------------------------------------------------------------- one line -> Passage
