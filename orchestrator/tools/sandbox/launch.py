@@ -20,6 +20,7 @@ every other host path are simply absent.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ SANDBOX_ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
+log = logging.getLogger(__name__)
 SANDBOX_UID_USERNS = 65534  # the uid a program sees in bwrap-userns mode ("nobody")
 _SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
@@ -90,6 +92,12 @@ def interpreter_roots(python: str) -> tuple[str, ...]:
     return tuple(sorted(_outside_usr(os.path.realpath(r)) for r in roots if _outside_usr(os.path.realpath(r))))
 
 
+def _world_readable(path: str) -> bool:
+    """Whether any uid can walk down to ``path`` and list it."""
+    p = Path(path)
+    return all(os.stat(d).st_mode & 0o001 for d in [p, *p.parents]) and bool(os.stat(p).st_mode & 0o004)
+
+
 def _outside_usr(path: str) -> str:
     """``path`` unless /usr (always bound) already holds it."""
     return "" if path == "/usr" or path.startswith("/usr/") else path
@@ -123,7 +131,7 @@ def _system_binds() -> list[str]:
         elif os.path.isdir(host):
             args += ["--ro-bind", host, host]
     if os.path.exists("/etc/ld.so.cache"):
-        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+        args += ["--perms", "0755", "--dir", "/etc", "--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     return args
 
 
@@ -139,6 +147,13 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     is_root = os.geteuid() == 0
     drop_uid = cfg.uid_base + slot if is_root else None
     if mode == "rlimits":
+        if drop_uid is not None and slot == 0:
+            for root in interpreter_roots(python):
+                if not _world_readable(root):
+                    log.error(
+                        "rlimits mode: the sandbox uid cannot enter %s (a parent is not world-traversable); "
+                        "only modules the zygote preloads will import. Install bubblewrap.", root,
+                    )
         tmp_dir = tempfile.mkdtemp(prefix="toolrl-sandbox-")
         if drop_uid is not None:
             os.chown(tmp_dir, drop_uid, drop_uid)

@@ -48,6 +48,7 @@ class Worker:
         self.spec = spec
         self.slot = slot
         self.info: dict[str, Any] = {}
+        self._inner: list[tuple[int, str | None]] = []
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             spec.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -58,6 +59,13 @@ class Worker:
         self.info = self._recv(time.monotonic() + timeout_s)
         if not self.info.get("ready"):
             raise WorkerError(f"worker sent {self.info!r} instead of ready")
+        # The zygote's host pid and PID namespace, kept to kill it even after bwrap is gone
+        # (changing uid cleared its parent-death signal in bwrap-root mode).
+        self._inner = [(pid, _pid_ns(pid)) for pid in self._children()]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def run(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         data = json.dumps(request).encode()
@@ -86,6 +94,14 @@ class Worker:
             buf += chunk
         return bytes(buf)
 
+    def _children(self) -> list[int]:
+        """Host pids of the launcher's children (bwrap's: the zygote); read while it lives."""
+        pid = self.proc.pid
+        try:
+            return [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+        except OSError:
+            return []
+
     def stderr_tail(self, chars: int = 1500) -> str:
         try:
             self._stderr.seek(0)
@@ -102,11 +118,11 @@ class Worker:
                 self.proc.wait(timeout=2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+        for pid, ns in self._inner:  # the sandbox's init: it takes its namespace along
+            if ns is not None and _pid_ns(pid) == ns:
+                _kill(pid)
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            _kill(self.proc.pid)
             self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
             try:
@@ -115,6 +131,20 @@ class Worker:
                 pass
         for path in self.spec.cleanup_dirs:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def start_worker(
@@ -204,11 +234,25 @@ class SandboxPool:
     def size(self) -> int:
         return len(self._all)
 
+    def worker_pids(self) -> list[int]:
+        """Host pids of the worker launchers (bubblewrap, or the zygote in rlimits mode)."""
+        with self._lock:
+            return [w.proc.pid for w in self._all.values()]
+
+    def worker_uids(self) -> list[int]:
+        """Host uids the workers' programs run as."""
+        with self._lock:
+            return [w.spec.uid for w in self._all.values()]
+
     def run(self, code: str, timeout_s: float | None = None) -> SandboxResult:
         """Run ``code`` in an idle worker (waiting for one) under the pool's limits."""
         if self._closed:
             raise RuntimeError("sandbox pool is closed")
         worker = self._idle.get()
+        if not worker.alive:  # its bubblewrap died while idle: do not trust what is left
+            worker = self._replace(worker)
+            if worker is None:
+                return SandboxResult.failure("sandbox pool is closed")
         replace = True
         try:
             for attempt in (1, 2):

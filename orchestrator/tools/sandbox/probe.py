@@ -31,13 +31,17 @@ PROPERTIES = (
 )
 
 _PROBE = r"""
-import errno, json, os, resource, socket
+import errno, json, os, resource
 r = {"uid": os.getuid(), "pid": os.getpid(), "env": sorted(os.environ), "tmp": os.listdir(".")}
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 r["cap_eff"] = status.get("CapEff", "").strip()
 r["no_new_privs"] = status.get("NoNewPrivs", "").strip()
 r["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 def connect(addr):
+    try:
+        import socket
+    except ImportError as e:
+        return "no socket module: " + str(e)
     s = socket.socket()
     s.settimeout(0.5)
     try:
@@ -47,8 +51,10 @@ def connect(addr):
         return errno.errorcode.get(e.errno or 0, type(e).__name__)
     finally:
         s.close()
-r["net"] = {"outside": connect(("192.0.2.1", 9)), "loopback": connect(("127.0.0.1", PORT))}
 r["interfaces"] = [l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]]
+# Only where no host interface is visible: never send real traffic from a machine's own network.
+r["net"] = {"loopback": connect(("127.0.0.1", PORT))}
+r["net"]["outside"] = connect(("192.0.2.1", 9)) if set(r["interfaces"]) <= {"lo"} else "not tried: host interfaces visible"
 def readable(p):
     try:
         with open(p, "rb") as f:
@@ -115,11 +121,11 @@ def probe_pool(pool: "SandboxPool") -> dict[str, Any]:
         return report
     seen = json.loads(result.stdout)
     limits = pool.limits
-    uid_outside = next(iter(pool._all.values())).spec.uid
+    uid_outside = pool.worker_uids()[0]
     checks = {
         "unprivileged_uid": uid_outside != 0 and seen["uid"] != 0 and int(seen["cap_eff"] or "0", 16) == 0,
         "no_new_privs": seen["no_new_privs"] == "1",
-        "network_isolated": not reached_listener and "connected" not in seen["net"].values() and set(seen["interfaces"]) <= {"lo"},
+        "network_isolated": not reached_listener and set(seen["interfaces"]) <= {"lo"} and "connected" not in seen["net"].values(),
         "pid_namespace": 1 in seen["pids"] and max(seen["pids"]) < 1000 and len(seen["pids"]) <= 3,
         "env_cleared": set(seen["env"]) <= set(SANDBOX_ENV) | {"HOME", "TMPDIR", "PWD"},
         "host_files_hidden": not seen["leaked"],

@@ -23,6 +23,7 @@ import stat
 import struct
 import sys
 import time
+import traceback  # imported here: a child may lack the rights to import it later (rlimits mode)
 
 _LIMIT_MARKERS = (  # (text in the stderr tail, limit) for runs that failed on an rlimit
     ("MemoryError", "memory"),
@@ -93,6 +94,7 @@ def _setup_child(req, out_w, err_w, tmp_dir):
         resource.setrlimit(res, value)
     os.chdir(tmp_dir)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote (matters without a PID namespace)
 
 
 def _child(req, out_w, err_w, tmp_dir):
@@ -126,10 +128,11 @@ def _child(req, out_w, err_w, tmp_dir):
                 print(exc.code, file=sys.stderr)
                 code = 1
         except BaseException as exc:  # noqa: BLE001 - the program's error, shown as Python would
-            import traceback
-
-            traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
             code = 1
+            try:
+                traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+            except BaseException:  # noqa: BLE001 - e.g. stderr closed by the program
+                os.write(2, f"{type(exc).__name__}: {exc}\n".encode("utf-8", "replace"))
         try:
             if "threading" in sys.modules:
                 sys.modules["threading"]._shutdown()  # join non-daemon threads, as interpreter exit does
@@ -211,8 +214,9 @@ def _run(req, cfg):
     status = rusage = None
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
-    for fd in (out_r, err_r, pidfd):
+    for fd in (out_r, err_r, pidfd, 0):  # 0: requests; input mid-run only comes as EOF (parent gone)
         poller.register(fd, select.POLLIN)
+    parent_gone = False
     open_fds = {out_r, err_r}
     while status is None or open_fds:
         remaining = deadline - time.monotonic()
@@ -221,7 +225,11 @@ def _run(req, cfg):
             break
         if status is not None and not open_fds:
             break
-        for fd, _ in poller.poll(remaining * 1000):
+        events = poller.poll(remaining * 1000)
+        if any(fd == 0 for fd, _ in events):
+            parent_gone = True
+            break
+        for fd, _ in events:
             if fd == pidfd:
                 _, status, rusage = os.wait4(pid, 0)
                 poller.unregister(pidfd)
@@ -249,6 +257,8 @@ def _run(req, cfg):
             os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass  # nothing left to kill
+    if parent_gone:
+        os._exit(0)  # as PID 1, this ends the namespace and whatever still runs in it
     if status is None:
         _, status, rusage = os.wait4(pid, 0)
     if os.getpid() == 1:
@@ -300,6 +310,7 @@ def main():
         os.setgid(uid)
         os.setuid(uid)  # from root to another uid: all capabilities go
     non_dumpable = _prctl(4, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/1/fd for the children
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG again: changing uid cleared bwrap's --die-with-parent
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
     _wipe(tmp_dir, 1 << 30)
