@@ -46,7 +46,6 @@ class WikiSearch:
         max_chars: int = 400,
         corpus: str | None = None,
         cache_size: int = 10_000,
-        n_threads: int = 0,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
@@ -57,7 +56,6 @@ class WikiSearch:
         self.name = name
         self.top_k = top_k
         self.max_chars = max_chars
-        self.n_threads = n_threads
         if corpus is not None:
             ensure_index(corpus, index_dir)
         self.index = SearchIndex(index_dir)
@@ -97,7 +95,7 @@ class WikiSearch:
                     answers[q] = self._cache[q]
         todo = list(dict.fromkeys(q for q in queries if q not in answers))
         if todo:
-            hits = self.index.search(todo, k=self.top_k, n_threads=self.n_threads)
+            hits = self.index.search(todo, k=self.top_k)
             fresh = {q: self._format([h.text for h in hs]) for q, hs in zip(todo, hits)}
             answers.update(fresh)
             if self._cache_size:
