@@ -60,7 +60,7 @@ class PythonInterpreter:
         timeout_s: float = 5.0,
         max_output_chars: int = 1000,
         memory_mb: int = 512,
-        max_processes: int = 16,
+        max_processes: int = 8,
         file_size_mb: int = 16,
         num_workers: int = 0,
         isolation: str = "auto",

@@ -28,7 +28,7 @@ class SandboxLimits:
     # Address space per process in bytes (RLIMIT_AS). 512 MiB runs numpy; 10 GB asks fail.
     memory_bytes: int = 512 << 20
     # Tasks (processes + threads) the run's uid may hold (RLIMIT_NPROC), the zygote included.
-    max_processes: int = 16
+    max_processes: int = 8
     # Largest file a process may write, in bytes (RLIMIT_FSIZE).
     file_size_bytes: int = 16 << 20
     # Open file descriptors per process (RLIMIT_NOFILE).
