@@ -8,6 +8,7 @@ skip silently. The fake secrets below are set in this process before the pool st
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -203,7 +204,7 @@ def test_project_and_home_directories_are_absent(pool: SandboxPool) -> None:
     assert result.ok and result.stdout.startswith("False"), result
 
 
-@pytest.mark.parametrize("target", ["/usr/evil", "/evil", "/etc/evil", "SYS_PREFIX"])
+@pytest.mark.parametrize("target", ["/usr/evil", "/evil", "/etc/evil", "/dev/evil", "/dev/shm/evil", "SYS_PREFIX"])
 def test_system_is_read_only(pool: SandboxPool, target: str) -> None:
     needs_isolation(pool)
     if target == "SYS_PREFIX":
@@ -248,6 +249,32 @@ def test_unprivileged_uid_and_no_capabilities(pool: SandboxPool) -> None:
     uid, caps = result.stdout.split()
     assert int(uid) != 0 and int(caps, 16) == 0, result
     assert all(u != 0 for u in pool.worker_uids())
+
+
+USERNS_SCRIPT = """
+import json
+from orchestrator.tools.sandbox import SandboxConfig, SandboxLimits, SandboxPool
+with SandboxPool(SandboxConfig(num_workers=1), SandboxLimits(timeout_s=1)) as pool:
+    bomb = pool.run("import os\\nwhile True:\\n    try:\\n        os.fork()\\n    except OSError:\\n        pass")
+    print(json.dumps({"mode": pool.mode, "gaps": pool.isolation["gaps"], "bomb": bomb.limit_hit, "after": pool.run("print(7)").stdout}))
+"""
+
+
+def test_user_namespace_mode_as_unprivileged_user() -> None:
+    """The mode a non-root Ray worker gets: bubblewrap in an unprivileged user namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("not root: the module pool above already runs in bwrap-userns mode")
+    if not (Path("/usr/bin/python3").exists() and Path("/usr/bin/setpriv").exists()):
+        pytest.skip("needs /usr/bin/python3 and setpriv to run as another user")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_FILE.parents[1]), "HOME": "/tmp", **FAKE_SECRETS}
+    out = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", USERNS_SCRIPT],
+        capture_output=True, text=True, env=env, cwd="/", timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["mode"] == "bwrap-userns" and seen["gaps"] == [], seen
+    assert seen["bomb"] in ("wall_time", "cpu_time") and seen["after"] == "7\n", seen
 
 
 # ---------------------------------------------------------------------------- pool mechanics

@@ -177,6 +177,9 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     args += _bind_tree(interpreter_roots(python) + tuple(os.path.realpath(p) for p in cfg.extra_ro_binds))
     args += ["--proc", "/proc", "--dev", "/dev"]
     args += ["--perms", "1777", "--size", str(cfg.tmp_size_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
+    # / and /dev are bwrap's own tmpfs, without a size limit (and /dev is ours in a user
+    # namespace): read-only, or writes there fill RAM. Device nodes stay usable.
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     for key, value in dict(SANDBOX_ENV, HOME="/tmp", TMPDIR="/tmp").items():
         args += ["--setenv", key, value]
     args += ["--", python, "-I", "-B", "-c", ZYGOTE_SOURCE, zygote_config(cfg, drop_uid, "/tmp")]

@@ -104,7 +104,7 @@ def probe_pool(pool: "SandboxPool") -> dict[str, Any]:
     listener.listen(1)
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    write_dirs = ["/", "/usr", os.path.dirname(os.path.realpath(pool.config.python))]
+    write_dirs = ["/", "/usr", "/etc", "/dev", "/dev/shm", "/proc", os.path.dirname(os.path.realpath(pool.config.python))]
     code = f"PORT = {port}\nFILES = {_sensitive_files()!r}\nWRITE_DIRS = {write_dirs!r}\n" + _PROBE
     try:
         result = pool.run(code, timeout_s=10.0)
@@ -145,6 +145,7 @@ def probe_pool(pool: "SandboxPool") -> dict[str, Any]:
         "uid_outside": uid_outside,
         "bwrap": bwrap_version(),
         "leaked_files": seen["leaked"],
+        "writable_dirs": seen["writable"],
         "network": seen["net"],
         "limits": {k: v for k, v in limits.__dict__.items()},
         "workers": pool.size,
