@@ -71,6 +71,8 @@ class SandboxConfig:
     preload: tuple[str, ...] = ("math", "fractions", "decimal", "itertools", "functools", "collections", "re", "datetime", "statistics", "json", "random")
     # Size of the private /tmp (tmpfs) in bytes; filling it gives "disk" errors, not host damage.
     tmp_size_bytes: int = 64 << 20
+    # Size of the private /dev/shm (tmpfs) in bytes: POSIX semaphores for multiprocessing.
+    shm_size_bytes: int = 16 << 20
     # First uid for workers when started as root: worker i runs as uid_base + i (distinct uids
     # so RLIMIT_NPROC counts each worker's processes apart). Unused by real accounts.
     uid_base: int = 3_000_000_000
@@ -79,6 +81,8 @@ class SandboxConfig:
     # "auto": bubblewrap when it works, else rlimits only (loud warning). "bwrap": refuse to
     # run without bubblewrap. "none": rlimits only (tests of the fallback).
     isolation: str = "auto"
+    # Load the seccomp deny list (seccomp.py) in every worker. Off only to measure its cost.
+    seccomp: bool = True
     # Files allowed in /tmp after a run before the worker is recycled instead of wiped.
     max_tmp_entries: int = 10_000
     # Seconds a worker may take to start (bubblewrap + interpreter + preload).

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from orchestrator.tools.sandbox.config import SandboxConfig
+from orchestrator.tools.sandbox.seccomp import build_filter
 
 ZYGOTE_SOURCE = (Path(__file__).with_name("zygote.py")).read_text()
 # Environment of every sandboxed program. Nothing is inherited from the host.
@@ -135,8 +136,12 @@ def _system_binds() -> list[str]:
     return args
 
 
-def zygote_config(cfg: SandboxConfig, uid: int | None, tmp_dir: str) -> str:
-    return json.dumps({"uid": uid, "tmp_dir": tmp_dir, "preload": list(cfg.preload), "max_tmp_entries": cfg.max_tmp_entries})
+def zygote_config(cfg: SandboxConfig, uid: int | None, tmp_dir: str, scratch_dirs: tuple[str, ...] = ()) -> str:
+    seccomp = build_filter() if cfg.seccomp else None
+    return json.dumps({
+        "uid": uid, "tmp_dir": tmp_dir, "scratch_dirs": list(scratch_dirs), "preload": list(cfg.preload),
+        "max_tmp_entries": cfg.max_tmp_entries, "seccomp": seccomp.hex() if seccomp else None,
+    })
 
 
 def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = True) -> WorkerSpec:
@@ -176,11 +181,13 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     args += _system_binds()
     args += _bind_tree(interpreter_roots(python) + tuple(os.path.realpath(p) for p in cfg.extra_ro_binds))
     args += ["--proc", "/proc", "--dev", "/dev"]
+    # POSIX semaphores and shared memory (multiprocessing) need a writable /dev/shm: a small one.
+    args += ["--perms", "1777", "--size", str(cfg.shm_size_bytes), "--tmpfs", "/dev/shm"]
     args += ["--perms", "1777", "--size", str(cfg.tmp_size_bytes), "--tmpfs", "/tmp", "--chdir", "/tmp"]
     # / and /dev are bwrap's own tmpfs, without a size limit (and /dev is ours in a user
     # namespace): read-only, or writes there fill RAM. Device nodes stay usable.
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     for key, value in dict(SANDBOX_ENV, HOME="/tmp", TMPDIR="/tmp").items():
         args += ["--setenv", key, value]
-    args += ["--", python, "-I", "-B", "-c", ZYGOTE_SOURCE, zygote_config(cfg, drop_uid, "/tmp")]
+    args += ["--", python, "-I", "-B", "-c", ZYGOTE_SOURCE, zygote_config(cfg, drop_uid, "/tmp", ("/dev/shm",))]
     return WorkerSpec(args, {"PATH": "/usr/bin:/bin"}, mode, uid)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # Properties a fully isolated sandbox has; each is a bool in the report.
 PROPERTIES = (
     "unprivileged_uid", "no_new_privs", "network_isolated", "pid_namespace", "env_cleared",
-    "host_files_hidden", "readonly_system", "tmp_private", "rlimits",
+    "host_files_hidden", "readonly_system", "tmp_private", "rlimits", "seccomp",
 )
 
 _PROBE = r"""
@@ -36,6 +36,11 @@ r = {"uid": os.getuid(), "pid": os.getpid(), "env": sorted(os.environ), "tmp": o
 status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
 r["cap_eff"] = status.get("CapEff", "").strip()
 r["no_new_privs"] = status.get("NoNewPrivs", "").strip()
+r["seccomp"] = status.get("Seccomp", "").strip()
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+r["unshare_denied"] = libc.unshare(0x10000000) != 0  # CLONE_NEWUSER
+r["ptrace_denied"] = libc.ptrace(16, 1, 0, 0) != 0  # PTRACE_ATTACH to the zygote
 r["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
 def connect(addr):
     try:
@@ -104,7 +109,7 @@ def probe_pool(pool: "SandboxPool") -> dict[str, Any]:
     listener.listen(1)
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    write_dirs = ["/", "/usr", "/etc", "/dev", "/dev/shm", "/proc", os.path.dirname(os.path.realpath(pool.config.python))]
+    write_dirs = ["/", "/usr", "/etc", "/dev", "/proc", os.path.dirname(os.path.realpath(pool.config.python))]
     code = f"PORT = {port}\nFILES = {_sensitive_files()!r}\nWRITE_DIRS = {write_dirs!r}\n" + _PROBE
     try:
         result = pool.run(code, timeout_s=10.0)
@@ -134,6 +139,7 @@ def probe_pool(pool: "SandboxPool") -> dict[str, Any]:
         "rlimits": seen["rlimits"]["RLIMIT_AS"] == limits.memory_bytes
         and seen["rlimits"]["RLIMIT_NPROC"] == limits.max_processes
         and seen["rlimits"]["RLIMIT_FSIZE"] == limits.file_size_bytes,
+        "seccomp": seen["seccomp"] == "2" and seen["unshare_denied"] and seen["ptrace_denied"],
     }
     gaps = [name for name in PROPERTIES if not checks[name]]
     report: dict[str, Any] = {
@@ -171,5 +177,6 @@ def _consequences(gaps: list[str]) -> str:
         "readonly_system": "write to system directories",
         "tmp_private": "see other runs' temporary files",
         "rlimits": "exceed the configured resource limits",
+        "seccomp": "use every syscall (new namespaces, ptrace, bpf, io_uring)",
     }
     return "; ".join(words[g] for g in gaps)

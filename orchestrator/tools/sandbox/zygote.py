@@ -45,6 +45,24 @@ def _prctl(option, value):
         return False
 
 
+def _install_seccomp(hex_filter):
+    """Load the parent's seccomp filter (raw sock_filter entries) on this process and its children."""
+    if not hex_filter:
+        return False
+    try:
+        import ctypes
+
+        class SockFprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        prog = bytes.fromhex(hex_filter)
+        buf = ctypes.create_string_buffer(prog, len(prog))
+        fprog = SockFprog(len(prog) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        return ctypes.CDLL(None, use_errno=True).prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+    except Exception:  # noqa: BLE001 - reported in the ready frame instead
+        return False
+
+
 def _read_exact(fd, n):
     buf = bytearray()
     while len(buf) < n:
@@ -286,7 +304,7 @@ def _run(req, cfg):
     stderr = err.decode("utf-8", "replace")
     if limit_hit is None:
         limit_hit = _classify(status, rusage, int(req["cpu_s"]), stderr)
-    clean = _wipe(tmp_dir, int(cfg.get("max_tmp_entries", 10000)))
+    clean = all(_wipe(d, int(cfg.get("max_tmp_entries", 10000))) for d in [tmp_dir, *cfg.get("scratch_dirs", [])])
     return {
         "stdout": out.decode("utf-8", "replace"),
         "stderr": stderr,
@@ -311,6 +329,7 @@ def main():
         os.setuid(uid)  # from root to another uid: all capabilities go
     non_dumpable = _prctl(4, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/1/fd for the children
     _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG again: changing uid cleared bwrap's --die-with-parent
+    seccomp = _install_seccomp(cfg.get("seccomp"))
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
     _wipe(tmp_dir, 1 << 30)
@@ -319,7 +338,7 @@ def main():
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module must not stop the worker
             pass
-    _send({"ready": True, "pid": os.getpid(), "uid": os.getuid(), "nnp": nnp, "non_dumpable": non_dumpable})
+    _send({"ready": True, "pid": os.getpid(), "uid": os.getuid(), "nnp": nnp, "non_dumpable": non_dumpable, "seccomp": seccomp})
     while True:
         req = _recv()
         if req is None:

@@ -1,0 +1,38 @@
+"""Small helpers for the Ray Train worker group (torch.distributed underneath)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_mean(metrics: dict[str, float]) -> dict[str, float]:
+    """Average each metric over workers (keys must agree; they do: same code, same step)."""
+    rank, size = world()
+    if size == 1 or not metrics:
+        return metrics
+    keys = sorted(metrics)
+    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)
+    dist.all_reduce(values)
+    return {k: v / size for k, v in zip(keys, values.tolist())}
+
+
+def all_sum(values: list[float]) -> list[float]:
+    rank, size = world()
+    if size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()

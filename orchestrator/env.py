@@ -1,0 +1,204 @@
+"""The text environment: batched multi-turn rollout with tool calls.
+
+The protocol the model writes::
+
+    <request><ToolName>query<call>   -> the environment appends the tool's output + <response>
+    ...                              -> generation goes on
+    Result=42<submit>                -> the episode ends
+
+Every active episode generates its turn in one batch (:func:`sample_turn`); the turn's
+calls go to the tool router at once; episodes that ended leave the batch. Markers are
+single special tokens and generation stops on their ids; token ids are kept as sampled
+and tool output is tokenized once, on its own, with special tokens split so that a
+passage containing "<submit>" cannot end an episode.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from orchestrator.episode import Episode
+from orchestrator.sampler import SamplingParams, sample_turn
+from orchestrator.tools.base import ToolCall, ToolResult
+
+REQUEST, CALL, RESPONSE, SUBMIT = "<request>", "<call>", "<response>", "<submit>"
+PROTOCOL_TOKENS = (REQUEST, CALL, RESPONSE, SUBMIT)
+
+_CALL_RE = re.compile(r"<request>\s*<([^<>\s]+)>(.*)<call>\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Limits of one episode (``conf/task/*.yaml`` under ``env``)."""
+
+    # Model turns at most; a call made on the last turn ends the episode (max_turns).
+    max_turns: int = 2
+    # Tokens the model may write in one turn.
+    max_new_tokens: int = 32
+    # Characters of tool output kept; the rest is cut.
+    max_tool_response: int = 400
+    # Tokens in the whole episode, prompt included.
+    max_length: int = 128
+
+
+def parse_call(turn_text: str) -> ToolCall | None:
+    """``...<request><Tool>query<call>`` -> ToolCall(Tool, query); None if malformed."""
+    start = turn_text.rfind(REQUEST)
+    if start < 0:
+        return None
+    match = _CALL_RE.match(turn_text[start:])
+    if match is None:
+        return None
+    return ToolCall(tool=match.group(1), query=match.group(2).strip())
+
+
+@dataclass
+class RolloutTimings:
+    generate_s: float = 0.0
+    tools_s: float = 0.0
+    generated_tokens: int = 0
+
+
+class TextEnvironment:
+    """Runs episodes of a policy against tools; the reward reads the model's text only."""
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        router: Any,
+        reward_fn: Callable[[Episode], float],
+        config: EnvConfig,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.router = router
+        self.reward_fn = reward_fn
+        self.config = config
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in PROTOCOL_TOKENS}
+        unknown = [t for t, i in ids.items() if i is None or i == tokenizer.unk_token_id]
+        if unknown:
+            raise ValueError(f"tokenizer lacks protocol tokens {unknown}; build it with orchestrator.models.add_protocol_tokens")
+        self.call_id, self.submit_id, self.response_id = ids[CALL], ids[SUBMIT], ids[RESPONSE]
+        self.stop_ids = {self.call_id, self.submit_id}
+        if tokenizer.eos_token_id is not None:
+            self.stop_ids.add(tokenizer.eos_token_id)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.timings = RolloutTimings()
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def encode_tool_output(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+    def start(self, prompts: Sequence[str], metas: Sequence[dict[str, Any]]) -> list[Episode]:
+        encoded = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        return [Episode.from_prompt(ids, text, meta) for ids, text, meta in zip(encoded, prompts, metas)]
+
+    def rollout(
+        self,
+        model: torch.nn.Module,
+        prompts: Sequence[str],
+        metas: Sequence[dict[str, Any]],
+        params: SamplingParams = SamplingParams(),
+        generator: torch.Generator | None = None,
+    ) -> list[Episode]:
+        cfg = self.config
+        episodes = self.start(prompts, metas)
+        active = [ep for ep in episodes if not self._too_long(ep)]
+        for turn in range(cfg.max_turns):
+            if not active:
+                break
+            sequences = [ep.ids for ep in active]
+            budgets = [min(cfg.max_new_tokens, cfg.max_length - len(s)) for s in sequences]
+            t0 = time.perf_counter()
+            new_tokens = sample_turn(model, sequences, budgets, self.stop_ids, self.pad_id, params, generator)
+            self.timings.generate_s += time.perf_counter() - t0
+            self.timings.generated_tokens += sum(len(t) for t in new_tokens)
+
+            calling: list[tuple[Episode, ToolCall]] = []
+            for ep, tokens in zip(active, new_tokens):
+                ep.add("model", tokens, self.decode(tokens))
+                last = tokens[-1] if tokens else None
+                if last == self.submit_id:
+                    ep.end_reason = "submitted"
+                elif last == self.call_id:
+                    if turn == cfg.max_turns - 1:
+                        ep.end_reason = "max_turns"  # its answer could not be used any more
+                        continue
+                    ep.num_calls += 1
+                    call = parse_call(ep.segments[-1].text) or ToolCall(tool="", query="")
+                    calling.append((ep, call))
+                elif len(ep) >= cfg.max_length:
+                    ep.end_reason = "max_length"
+                else:
+                    ep.end_reason = "no_call"
+
+            if calling:
+                t0 = time.perf_counter()
+                results = self._call_tools([c for _, c in calling])
+                self.timings.tools_s += time.perf_counter() - t0
+                for (ep, _), result in zip(calling, results):
+                    self._append_tool_output(ep, result)
+            active = [ep for ep, _ in calling if not ep.end_reason]
+        for ep in active:  # only reachable when max_turns ran out mid-call; already set above
+            ep.end_reason = ep.end_reason or "max_turns"
+        for ep in episodes:
+            ep.reward = float(self.reward_fn(ep))
+        return episodes
+
+    def _call_tools(self, calls: list[ToolCall]) -> list[ToolResult]:
+        results: list[ToolResult | None] = [None] * len(calls)
+        valid = [(i, c) for i, c in enumerate(calls) if c.tool]
+        for i, c in enumerate(calls):
+            if not c.tool:
+                results[i] = ToolResult.failure("bad_request", "malformed call; write <request><ToolName>query<call>")
+        if valid:
+            answers = self.router.call([c for _, c in valid])
+            for (i, _), answer in zip(valid, answers):
+                results[i] = answer
+        return results  # type: ignore[return-value]
+
+    def _append_tool_output(self, ep: Episode, result: ToolResult) -> None:
+        if result.error:
+            ep.num_tool_errors += 1
+        text = result.text[: self.config.max_tool_response]
+        ids = self.encode_tool_output(text) + [self.response_id]
+        room = self.config.max_length - len(ep)
+        if len(ids) > room:
+            ids = ids[:room]
+            ep.end_reason = "max_length"
+        ep.add("tool", ids, self.decode(ids), error=result.error)
+        if not ep.end_reason and len(ep) >= self.config.max_length:
+            ep.end_reason = "max_length"
+
+    def _too_long(self, ep: Episode) -> bool:
+        if len(ep) >= self.config.max_length:
+            ep.end_reason = "max_length"
+            return True
+        return False
+
+
+def episode_metrics(episodes: Sequence[Episode], prefix: str = "env") -> dict[str, float]:
+    """The seed's env/* metrics plus end reasons, calls and tool errors."""
+    n = max(len(episodes), 1)
+    rewards = torch.tensor([ep.reward for ep in episodes], dtype=torch.float)
+    calls = sum(ep.num_calls for ep in episodes)
+    errors = sum(ep.num_tool_errors for ep in episodes)
+    out = {
+        f"{prefix}/reward_mean": rewards.mean().item() if len(episodes) else 0.0,
+        f"{prefix}/reward_std": rewards.std().item() if len(episodes) > 1 else 0.0,
+        f"{prefix}/truncated_frac": sum(ep.end_reason in ("max_length", "max_turns") for ep in episodes) / n,
+        "tools/calls_per_episode": calls / n,
+        "tools/error_frac": errors / max(calls, 1),
+        "tools/used_frac": sum(ep.num_calls > 0 for ep in episodes) / n,
+        "tokens/response_len_mean": sum(ep.num_model_tokens for ep in episodes) / n,
+    }
+    for reason in ("submitted", "max_turns", "max_length", "no_call"):
+        out[f"{prefix}/end_{reason}_frac"] = sum(ep.end_reason == reason for ep in episodes) / n
+    return out

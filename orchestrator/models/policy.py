@@ -1,0 +1,38 @@
+"""The PPO policy: a causal LM plus a scalar value head on its last hidden state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class PolicyWithValue(nn.Module):
+    """``forward`` returns (logits (B,T,V), values (B,T)). The value head is new: its
+    initialisation is seeded by the run's seed, like everything else that is random."""
+
+    def __init__(self, lm: nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+        hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd
+        self.v_head = nn.Linear(hidden, 1)
+        nn.init.normal_(self.v_head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        nn.init.zeros_(self.v_head.bias)
+
+    @property
+    def config(self) -> Any:
+        return self.lm.config
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, **_: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.lm(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            output_hidden_states=True,
+            use_cache=False,
+        )
+        values = self.v_head(out.hidden_states[-1].float()).squeeze(-1)  # (B, T)
+        return out.logits, values

@@ -1,0 +1,1 @@
+"""Tasks: one module (or package) each, with data, prompt, tools and reward."""
