@@ -34,7 +34,8 @@ PROJECT_FILE = Path(__file__).resolve()
 def pool():
     saved = {k: os.environ.get(k) for k in FAKE_SECRETS}
     os.environ.update(FAKE_SECRETS)
-    pool = SandboxPool(SandboxConfig(num_workers=2), SandboxLimits(timeout_s=TIMEOUT_S, max_stdout_bytes=64 << 10))
+    # Benign checks get a generous timeout (the machine may be busy); hostile ones pass TIMEOUT_S.
+    pool = SandboxPool(SandboxConfig(num_workers=2), SandboxLimits(timeout_s=20.0, max_stdout_bytes=64 << 10))
     yield pool
     pool.close()
     for k, v in saved.items():
@@ -142,10 +143,10 @@ HOSTILE = {
 def test_hostile_program_is_contained(pool: SandboxPool, name: str) -> None:
     code, expect = HOSTILE[name]
     start = time.monotonic()
-    result = pool.run(code)
+    result = pool.run(code, timeout_s=TIMEOUT_S)
     elapsed = time.monotonic() - start
     assert result.error is None, result
-    assert elapsed < TIMEOUT_S + 3.0, f"took {elapsed:.1f}s"
+    assert elapsed < TIMEOUT_S + 5.0, f"took {elapsed:.1f}s"
     if "limit" in expect and not expect.get("any_end"):
         assert result.limit_hit in expect["limit"], result
     if expect.get("killed"):
@@ -371,19 +372,19 @@ def test_run_once_fresh_sandbox() -> None:
 
 def test_rlimits_fallback_is_loud_and_still_limits(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("ERROR"):
-        with SandboxPool(SandboxConfig(num_workers=1, isolation="none"), SandboxLimits(timeout_s=TIMEOUT_S)) as weak:
+        with SandboxPool(SandboxConfig(num_workers=1, isolation="none"), SandboxLimits(timeout_s=20.0)) as weak:
             assert weak.mode == "rlimits"
             assert not weak.isolation["full"] and "network_isolated" in weak.isolation["gaps"]
             assert weak.run("print('hi')").stdout == "hi\n"
             assert weak.run("x = bytearray(10 * 10**9)").limit_hit == "memory"
-            assert weak.run("while True: pass").limit_hit in ("wall_time", "cpu_time")
+            assert weak.run("while True: pass", timeout_s=TIMEOUT_S).limit_hit in ("wall_time", "cpu_time")
     assert "WEAKER THAN FULL" in caplog.text
 
 
 # ---------------------------------------------------------------------------- the tool
 @pytest.fixture(scope="module")
 def tool():
-    tool = PythonInterpreter(timeout_s=TIMEOUT_S, max_output_chars=200, num_workers=2)
+    tool = PythonInterpreter(timeout_s=2.0, max_output_chars=200, num_workers=2)
     yield tool
     tool.close()
 
@@ -405,7 +406,7 @@ def test_tool_returns_stdout(tool: PythonInterpreter, query: str, expected: str)
     "query, must_contain",
     [
         ("print('partial')\n1 / 0", ["partial", "exited with code 1", "ZeroDivisionError"]),
-        ("while True: pass", ["longer than 1 s"]),
+        ("import time\ntime.sleep(100)", ["longer than 2 s"]),
         ("x = bytearray(10**10)", ["out of memory"]),
         ("import sys\nwhile True: sys.stdout.write('ab' * 100)", ["printed more than", "characters cut"]),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", ["killed by SIGSEGV"]),
