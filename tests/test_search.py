@@ -202,6 +202,19 @@ def test_distinctive_words_find_their_passage(mini_corpus: Path, mini_index: Pat
         assert hits[0].id == passages[i].id or hits[0].text == passages[i].first_paragraph()[:4000]
 
 
+def test_search_agrees_with_bm25s_retrieve(mini_index: Path) -> None:
+    """Our top-k (among non-zero scores) returns what bm25s's retrieve returns."""
+    index = SearchIndex(mini_index)
+    queries = ["who sings does he love you with reba", "Evan Morris lobbyist", "country music love triangle",
+               "american football quarterback", "river flows into the sea", "british royal navy ship"]
+    ours = index.search(queries, k=3)
+    docs, scores = index.retriever.retrieve(index.query_ids(queries), k=3, show_progress=False)
+    for hits, want_docs, want_scores in zip(ours, docs, scores):
+        np.testing.assert_allclose([h.score for h in hits], want_scores, rtol=1e-6)
+        tied = {float(s) for s in want_scores if list(want_scores).count(s) > 1}
+        assert [h.index for h in hits if h.score not in tied] == [int(d) for d, s in zip(want_docs, want_scores) if float(s) not in tied]
+
+
 def test_each_format_builds_and_answers(corpora: dict[str, Path], tmp_path: Path) -> None:
     cases = {
         "kilt": ("political philosophy hierarchy", "Anarchism is a political philosophy that rejects hierarchy."),
