@@ -192,7 +192,7 @@ def test_small_steps_give_the_same_index(mini_corpus: Path, mini_index: Path, tm
 def test_distinctive_words_find_their_passage(mini_corpus: Path, mini_index: Path) -> None:
     passages = list(read_passages(mini_corpus))
     tokenizer = BuildSettings().tokenizer()
-    tokens = [tokenizer.tokenize([p.index_text()], update_vocab=True, return_as="string", show_progress=False)[0] for p in passages]
+    tokens = tokenizer.tokenize([p.index_text() for p in passages], update_vocab=True, return_as="string", show_progress=False)
     df = Counter(t for toks in tokens for t in set(toks))
     index = SearchIndex(mini_index)
     picked = range(0, len(passages), 25)
