@@ -56,11 +56,12 @@ def check_overrides(argv: list[str]) -> str | None:
         except MissingConfigException as err:
             return str(err).split("Config search path")[0].strip().replace("\n\t", " ").replace("\n\n", " ")
         except ConfigCompositionException as err:
-            base = compose("config", overrides=[o for o in overrides if "." not in _split(o)[0]], return_hydra_config=False) \
-                if overrides else compose("config")
+            groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+            base = compose("config", overrides=[o for o in overrides if _split(o)[0] in groups])
             for override in overrides:
                 key, _ = _split(override)
-                if "." in key and not override.startswith("+") and OmegaConf.select(base, key, default="__missing__") == "__missing__":
+                if key not in groups and not override.startswith("+") \
+                        and OmegaConf.select(base, key, default="__missing__") == "__missing__":
                     return _unknown_key_message(base, key)
             cause = err.__cause__ or err
             return f"{str(err).strip()} ({str(cause).strip()})"
