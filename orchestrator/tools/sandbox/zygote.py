@@ -333,6 +333,7 @@ def main():
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
     _wipe(tmp_dir, 1 << 30)
+    sys.path.extend(cfg.get("site_dirs", []))  # started with -S: site-packages without running .pth files
     for name in cfg.get("preload", []):
         try:
             __import__(name)
