@@ -153,15 +153,22 @@ class ToolRouter:
             for k, (ref, chunk) in enumerate(pool.submit([calls[i].query for i in idx])):
                 pending.append((pool, k, ref, [idx[j] for j in chunk]))
 
-        if pending:
-            timeout = max(p[0].options.timeout_s for p in pending)
+        deadline = time.monotonic() + max((p[0].options.timeout_s for p in pending), default=0.0)
+        retried = False
+        while pending:
             refs = [p[2] for p in pending]
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=max(deadline - time.monotonic(), 0.0))
             ready_set = set(ready)
+            retry = []
             for pool, k, ref, positions in pending:
                 if ref in ready_set:
                     try:
                         answers = ray.get(ref)
+                    except ray.exceptions.ActorUnavailableError:
+                        if not retried:  # the actor is restarting (after a crash or our kill): ask again once
+                            retry.append((pool, k, positions))
+                            continue
+                        answers = [ToolResult.failure("actor_died", f"tool {pool.name} is restarting")] * len(positions)
                     except ray.exceptions.RayActorError as err:
                         answers = [ToolResult.failure("actor_died", f"tool {pool.name} crashed ({type(err).__name__})")] * len(positions)
                     except Exception as err:  # noqa: BLE001 - surfaced to the model as an error
@@ -172,6 +179,12 @@ class ToolRouter:
                     answers = [ToolResult.failure("timeout", f"tool {pool.name} timed out after {pool.options.timeout_s:g}s")] * len(positions)
                 for pos, answer in zip(positions, answers):
                     results[pos] = answer
+            retried = True
+            pending = []
+            for pool, k, positions in retry:
+                time.sleep(0.2)
+                actor = pool.actors[k % len(pool.actors)]
+                pending.append((pool, k, actor.call_batch.remote([calls[i].query for i in positions]), positions))
 
         self.stats.calls += len(calls)
         for r in results:
