@@ -306,11 +306,13 @@ def _print_size(n: int, r: dict, batch: int, base: dict) -> None:
     print(f"| | build s | build peak RSS MB (anonymous) | q/s batch of {batch} | q/s one by one | recall@1 |")
     print("|---|---|---|---|---|---|")
     q = f"| {oq['batch_qps']:.0f} | {oq['single_qps']:.0f} | {oq['recall_at_1']:.3f} |" if oq else "| | | |"
-    print(f"| ours: streaming build; WikiSearch on the mmap index | {ob['build_s']:.1f} | {ob['peak_rss_mb']:.0f} ({ob['peak_anon_mb']:.0f}) {q}")
+    print(f"| ours: streaming build; WikiSearch on the mmap index | {ob['build_s']:.1f} "
+          f"| {ob['peak_rss_mb']:.0f} ({ob['peak_anon_mb']:.0f}) {q}")
     if rr:
         print(f"| ours through the Ray tool pool (1 actor) | | | {rr['batch_qps']:.0f} | {rr['single_qps']:.0f} | |")
     bq = f"| {oq['bm25s_retrieve_qps']:.0f} | | |" if oq else "| | | |"
-    print(f"| bm25s: in-memory `index()`; `retrieve()` numpy backend | {ref['build_s']:.1f} | {ref['peak_rss_mb']:.0f} ({ref['peak_anon_mb']:.0f}) {bq}")
+    print(f"| bm25s: in-memory `index()`; `retrieve()` numpy backend | {ref['build_s']:.1f} "
+          f"| {ref['peak_rss_mb']:.0f} ({ref['peak_anon_mb']:.0f}) {bq}")
     if naive:
         print(f"| rank_bm25 BM25Okapi | {naive['build_s']:.1f} | {naive['peak_rss_mb']:.0f} ({naive['peak_anon_mb']:.0f}) | | "
               f"{naive['single_qps']:.1f} | {naive['recall_at_1']:.3f} ({naive['queries_timed']} q) |")
@@ -319,7 +321,8 @@ def _print_size(n: int, r: dict, batch: int, base: dict) -> None:
     ratios = [f"build anonymous memory above imports, ours / bm25s in-memory = "
               f"{(ob['peak_anon_mb'] - above) / max(1.0, ref['peak_anon_mb'] - above):.2f}"]
     if oq:
-        print(f"load {oq['load_s']:.2f}s; query process peak RSS {oq['peak_rss_mb']:.0f} MB; batch answers == single answers: {oq['batch_equals_single']}")
+        print(f"load {oq['load_s']:.2f}s; query process peak RSS {oq['peak_rss_mb']:.0f} MB; "
+              f"batch answers == single answers: {oq['batch_equals_single']}")
         ratios += [f"q/s one by one, ours / bm25s retrieve = {oq['single_qps'] / oq['bm25s_retrieve_qps']:.1f}x",
                    f"in-process batch / one by one = {oq['batch_qps'] / oq['single_qps']:.2f}x"]
     if oq and naive:
@@ -362,8 +365,10 @@ def main() -> None:
             recall = make_corpus(corpus, n, shared, n_queries=a.queries)
             print(f"\n## {n:,} passages ({corpus.stat().st_size / 2**20:.0f} MB JSONL, generated in {time.perf_counter() - t:.0f}s)\n")
             job = Path(tmp) / f"job-{n}.json"
-            job.write_text(json.dumps({"corpus": str(corpus), "index": str(index), "questions": questions, "recall": recall,
-                                       "single_queries": a.single_queries, "baseline_queries": a.baseline_queries, "batch_size": a.batch_size}))
+            job.write_text(json.dumps({
+                "corpus": str(corpus), "index": str(index), "questions": questions, "recall": recall,
+                "single_queries": a.single_queries, "baseline_queries": a.baseline_queries, "batch_size": a.batch_size,
+            }))
             r: dict = {"ours_build": run_worker("ours_build", job)}
             if not a.build_only:
                 r["ours_query"] = run_worker("ours_query", job)

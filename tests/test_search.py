@@ -141,7 +141,8 @@ BAD_LINES = [
     (b'{"id": "x", "contents": "T\\nok"}\n{"id": "y", "contents": \n', "jsonl", 2, "invalid JSON"),
     (b'{"id": "x", "contents": "T\\nok"}\n{"contents": "no id"}\n', "jsonl", 2, "missing field 'id'"),
     (b'{"id": "x", "contents": "T\\nok"}\n{"id": "y", "contents": "caf\xe9"}\n', "jsonl", 2, "UnicodeDecodeError"),
-    (b'{"wikipedia_id": "1", "wikipedia_title": "T", "text": ["T", "ok"]}\n{"wikipedia_id": "2", "text": "str"}\n', "kilt", 2, "wikipedia_title"),
+    (b'{"wikipedia_id": "1", "wikipedia_title": "T", "text": ["T", "ok"]}\n{"wikipedia_id": "2", "text": "str"}\n',
+     "kilt", 2, "wikipedia_title"),
     (b"id\ttext\ttitle\n1\tok\tT\n2\tonly two\n", "dpr", 3, "expected 3 tab-separated fields"),
 ]
 
@@ -329,7 +330,8 @@ def test_tool_rejects_bad_settings(mini_index: Path) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "orchestrator.tools.search", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    return subprocess.run([sys.executable, "-m", "orchestrator.tools.search", *args],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
 
 
 def test_cli_build_query_info(corpora: dict[str, Path], tmp_path: Path) -> None:

@@ -123,8 +123,9 @@ class BuildReport:
 
 
 class _Spill:
-    """Scratch files of pass 1: per passage its length and distinct-term count; per
-    (passage, term) pair the term id and its count. All int32, appended chunk by chunk."""
+    """Scratch files of pass 1, appended chunk by chunk: per passage its length, its number of
+    distinct terms (int32) and the end of its line in passages.jsonl (int64); per (passage,
+    term) pair the term id and its count (int32)."""
 
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
@@ -145,6 +146,8 @@ class _Spill:
 
 
 class _Pass1:
+    """Pass 1: tokenize chunks, spill their postings, store their first paragraphs."""
+
     def __init__(self, settings: BuildSettings, scratch: Path) -> None:
         self.settings = settings
         self.tokenizer = settings.tokenizer()
@@ -381,7 +384,8 @@ def build_index(
         _swap_in(scratch, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    log.info("indexed %d passages (%d terms) from %s into %s in %.1fs", report.passages, report.vocab, corpus_path, out, report.build_seconds)
+    log.info("indexed %d passages (%d terms) from %s into %s in %.1fs",
+             report.passages, report.vocab, corpus_path, out, report.build_seconds)
     if stopped is not None:
         raise PartialIndexError(stopped, out, report.passages)
     return report
