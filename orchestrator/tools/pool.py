@@ -104,6 +104,20 @@ class ToolPool:
             if chunk
         ]
 
+    @staticmethod
+    def wait_actor(actor: Any, timeout_s: float) -> bool:
+        """Wait until a restarting actor answers again; False if it does not within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(actor.describe.remote(), timeout=max(deadline - time.monotonic(), 0.01))
+                return True
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                time.sleep(0.05)
+            except ray.exceptions.RayActorError:
+                return False
+        return False
+
     def kill_actor_of(self, ref_index: int) -> None:
         """Kill the actor behind the ``ref_index``-th submitted chunk; Ray restarts it."""
         actor = self.actors[ref_index % len(self.actors)]
@@ -182,9 +196,10 @@ class ToolRouter:
             retried = True
             pending = []
             for pool, k, positions in retry:
-                time.sleep(0.2)
                 actor = pool.actors[k % len(pool.actors)]
+                pool.wait_actor(actor, pool.options.timeout_s)
                 pending.append((pool, k, actor.call_batch.remote([calls[i].query for i in positions]), positions))
+            deadline = time.monotonic() + max((p[0].options.timeout_s for p in pending), default=0.0)
 
         self.stats.calls += len(calls)
         for r in results:
