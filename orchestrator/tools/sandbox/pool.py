@@ -214,10 +214,14 @@ class SandboxPool:
 
     def _start_all(self) -> None:
         slots = range(self.config.workers())
+        with ThreadPoolExecutor(max_workers=len(slots)) as ex:
+            futures = [ex.submit(start_worker, self.config, self.mode, s, spawner=self._spawner) for s in slots]
         try:
-            with ThreadPoolExecutor(max_workers=len(slots)) as ex:
-                workers = list(ex.map(lambda s: start_worker(self.config, self.mode, s, spawner=self._spawner), slots))
+            workers = [f.result() for f in futures]
         except WorkerError as err:
+            for f in futures:  # the ones that did start
+                if f.exception() is None:
+                    f.result().close(kill=True)
             if self.mode == "rlimits" or self.config.isolation == "bwrap":
                 raise
             log.error(
@@ -246,9 +250,14 @@ class SandboxPool:
 
     def run(self, code: str, timeout_s: float | None = None) -> SandboxResult:
         """Run ``code`` in an idle worker (waiting for one) under the pool's limits."""
-        if self._closed:
-            raise RuntimeError("sandbox pool is closed")
-        worker = self._idle.get()
+        while True:
+            if self._closed:
+                return SandboxResult.failure("sandbox pool is closed")
+            try:
+                worker = self._idle.get(timeout=1.0)
+                break
+            except queue.Empty:
+                continue
         if not worker.alive:  # its bubblewrap died while idle: do not trust what is left
             worker = self._replace(worker)
             if worker is None:
@@ -268,7 +277,7 @@ class SandboxPool:
                         return SandboxResult.failure("sandbox pool is closed")
             raise AssertionError("unreachable")
         finally:
-            if replace:
+            if replace and worker is not None:
                 worker = self._replace(worker)
             if worker is not None:
                 self._idle.put(worker)

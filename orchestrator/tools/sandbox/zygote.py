@@ -333,7 +333,9 @@ def main():
         os.setgid(uid)
         os.setuid(uid)  # from root to another uid: all capabilities go
     non_dumpable = _prctl(4, 0)  # PR_SET_DUMPABLE 0: no ptrace, no /proc/1/fd for the children
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG again: changing uid cleared bwrap's --die-with-parent
+    # PR_SET_PDEATHSIG again: changing uid cleared bwrap's --die-with-parent. Best effort (a
+    # root bwrap may not signal our new uid); EOF on fd 0, even mid-run, is what ends us.
+    _prctl(1, signal.SIGKILL)
     seccomp = _install_seccomp(cfg.get("seccomp"))
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
