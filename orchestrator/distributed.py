@@ -36,3 +36,16 @@ def all_sum(values: list[float]) -> list[float]:
 def barrier() -> None:
     if world()[1] > 1:
         dist.barrier()
+
+
+def param_digest_spread(model: torch.nn.Module) -> float:
+    """max - min over workers of a weighted parameter sum: 0.0 when all workers hold the same weights."""
+    with torch.no_grad():
+        digest = sum(float((p.double() * (i + 1)).sum()) for i, p in enumerate(model.parameters()))
+    rank, size = world()
+    if size == 1:
+        return 0.0
+    gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(size)]
+    dist.all_gather(gathered, torch.tensor([digest], dtype=torch.float64))
+    values = [g.item() for g in gathered]
+    return max(values) - min(values)

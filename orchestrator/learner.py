@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from orchestrator.episode import Episode
+from orchestrator.models.policy import disable_dropout
 from orchestrator.ppo import (
     Batch,
     PPOConfig,
@@ -44,7 +45,7 @@ class PPOLearner:
         generator: torch.Generator | None = None,
     ) -> None:
         self.policy = policy  # PolicyWithValue, maybe DDP-wrapped
-        self.ref_model = ref_model.eval().requires_grad_(False)
+        self.ref_model = disable_dropout(ref_model).eval().requires_grad_(False)
         self.cfg = cfg
         self.pad_id = pad_id
         self.device = device

@@ -15,7 +15,6 @@ import copy
 import itertools
 import logging
 import os
-import random
 import signal
 import tempfile
 import time
@@ -23,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import hydra.utils
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 
 from orchestrator.checkpoint import TrainState, load_state, rng_states, save_checkpoint, set_rng_states
-from orchestrator.distributed import all_mean, all_sum, barrier, world
+from orchestrator.distributed import all_mean, all_sum, barrier, param_digest_spread, world
 from orchestrator.env import EnvConfig, TextEnvironment, episode_metrics
 from orchestrator.learner import PPOLearner, unwrap
 from orchestrator.models.loading import load_causal_lm
@@ -186,6 +184,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         last_metrics = {**last_metrics, **metrics}
         due_ckpt = step == tr.max_steps or (tr.checkpoint_every and step % tr.checkpoint_every == 0)
         if due_ckpt or due_eval:
+            last_metrics["dist/world_size"] = size
+            last_metrics["dist/param_digest_spread"] = param_digest_spread(unwrap(policy))
             report({k: v for k, v in last_metrics.items() if not k.startswith("time/")}, step, save=bool(due_ckpt))
 
     if rank == 0:

@@ -10,7 +10,7 @@ from orchestrator.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
 from tasks.triviaqa import FEW_SHOT, TriviaQATask, answer_reward, extract_answer, make_world, normalize_answer
 from tasks.triviaqa.loaders import hub_reachable, keyword_query, read_dpr_tsv
-from tasks.triviaqa.world import QUESTIONS
+from tasks.triviaqa.world import KINDS, QUESTIONS
 
 SHARED_TSV = "../shared/data/triviaqa_dpr_test.tsv"
 
@@ -172,19 +172,31 @@ def synthetic(tmp_path_factory):
 
 
 def test_world_is_fixed_by_its_seed():
-    a, b, c = make_world(50, 60, 5, seed=1), make_world(50, 60, 5, seed=1), make_world(50, 60, 5, seed=2)
+    a, b, c = make_world(200, seed=1), make_world(200, seed=1), make_world(200, seed=2)
     assert a == b and a != c
-    names = [*a.towns, *a.people]
-    assert len({n.lower() for n in names}) == len(names) == 110
-    assert all(4 <= len(n) <= 8 and n.isalpha() for n in names)
-    assert all(f in a.people for _, f, _ in a.towns.values()) and all(t in a.towns for _, t, _ in a.people.values())
+    names = list(a.entities)
+    assert len({n.lower() for n in names}) == len(names) == 200
+    assert all(4 <= len(n) <= 6 and n.isalpha() and len(set(n.lower())) == len(n) for n in names)
+    assert {k for k, _ in a.entities.values()} == set(KINDS)
+    towns = {n for n, (k, _) in a.entities.items() if k == "town"}
+    assert all(answer in towns for k, answer in a.entities.values() if k == "person")  # birthplaces are towns
+
+
+def test_articles_and_questions_put_entity_and_answer_last():
+    world = make_world(100, seed=3)
+    for fact in world.facts():
+        assert world.article(fact.entity).endswith(f" {fact.answer}.")
+        assert world.article(fact.entity).startswith(f"{fact.entity} ")
+        for template in QUESTIONS[fact.attribute]:
+            assert template.format(e=fact.entity).endswith(f" {fact.entity}?")
 
 
 def test_search_finds_every_entity_article(synthetic):
     """The question's entity is the right query: BM25's top hit is its own article, for all of them."""
     tools = synthetic.tools()
     assert tools[0]["corpus"].endswith(".jsonl") and tools[0]["index_dir"].startswith("/")
-    names = [*synthetic.world.towns, *synthetic.world.people]
+    names = list(synthetic.world.entities)
+    assert len(names) == 2400
     assert synthetic.search(names) == [synthetic.world.article(n) for n in names]
     assert all(len(synthetic.world.article(n)) <= 64 for n in names)
 
@@ -194,6 +206,7 @@ def test_synthetic_eval_is_held_out_and_answers_are_only_in_articles(synthetic):
     assert len(evals) == 256
     held = {(p.meta["query"], p.meta["attribute"]) for p in evals}
     assert not held & {(p.meta["query"], p.meta["attribute"]) for p in train}  # facts, not just wordings
+    assert len(train) == 2 * (2400 - 256)  # every wording of every other fact
     for p in evals[:50]:
         assert p.meta["query"] in p.question and p.answer[0] not in p.question
         assert p.answer[0] in synthetic.world.article(p.meta["query"])
@@ -208,12 +221,12 @@ def test_a_full_synthetic_episode_fits_the_tiny_model(synthetic):
         text = (synthetic.prompt(p, few_shot=False) + f"<request><Wiki>{p.meta['query']}<call>"
                 + synthetic.world.article(p.meta["query"]) + f"<response>\n\nResult={p.answer[0]}<submit>")
         longest = max(longest, len(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    assert longest <= 127  # + eos: within the 128 positions and task.env.max_length
+    assert longest <= 110  # + eos: well within the 128 positions and task.env.max_length
 
 
 def test_demonstrations_leave_room_for_rl(synthetic):
     demos = synthetic.demonstrations(1000, random.Random(0))
-    assert len(demos) == 3000
+    assert len(demos) == 3000  # demo_practice_frac=2 (the default)
     decisions = [d for d in demos if not d[0][1].endswith("<request><Wiki>")]
     practice = [d for d in demos if d[0][1].endswith("<request><Wiki>")]
     assert len(decisions) == 1000 and len(practice) == 2000
@@ -231,7 +244,7 @@ def test_demonstrations_leave_room_for_rl(synthetic):
 
 def test_fingerprint_ignores_cache_paths():
     a = TriviaQATask(data="synthetic", corpus=None, cache_dir="/a").fingerprint()
-    b = TriviaQATask(data="synthetic", corpus=None, cache_dir="/b").fingerprint()
+    b = TriviaQATask(data="synthetic", corpus=None, cache_dir="/b", index_dir="/c").fingerprint()
     assert a == b and a != TriviaQATask(data="synthetic", corpus=None, world_seed=8).fingerprint()
 
 

@@ -8,13 +8,23 @@ import torch
 from torch import nn
 
 
+def disable_dropout(model: nn.Module) -> nn.Module:
+    """Set every dropout probability to 0. PPO's ratio compares the update's log-probs with
+    those scored at rollout time: dropout in one and not the other turns the ratio into noise
+    that the clip then throws away."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    return model
+
+
 class PolicyWithValue(nn.Module):
     """``forward`` returns (logits (B,T,V), values (B,T)). The value head is new: its
     initialisation is seeded by the run's seed, like everything else that is random."""
 
     def __init__(self, lm: nn.Module) -> None:
         super().__init__()
-        self.lm = lm
+        self.lm = disable_dropout(lm)
         hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd
         self.v_head = nn.Linear(hidden, 1)
         nn.init.normal_(self.v_head.weight, std=1.0 / (hidden + 1) ** 0.5)

@@ -48,7 +48,7 @@ def recipe_key(recipe: TinyRecipe, task: Task) -> str:
     import transformers
 
     blob = json.dumps(
-        {"recipe": asdict(recipe), "task": task.fingerprint(), "transformers": transformers.__version__.split(".")[0], "v": 1},
+        {"recipe": asdict(recipe), "task": task.fingerprint(), "transformers": transformers.__version__.split(".")[0], "v": 2},
         sort_keys=True,
         default=str,
     )
@@ -93,6 +93,10 @@ def build_tiny_model(recipe: TinyRecipe, task: Task, cache_dir: str | Path) -> P
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        # no dropout: a model this small underfits in the few hundred steps it gets
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     model = GPT2LMHeadModel(config)
     demos = task.demonstrations(recipe.sft_demos, random.Random(recipe.seed))

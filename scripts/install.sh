@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install toolrl and everything it needs into the current Python environment.
+#   CPU machine: torch 2.13.0 CPU build (a local wheel when pip's find-links has one, else
+#                PyTorch's CPU index), so pip never pulls the multi-GB CUDA build.
+#   GPU machine (nvidia-smi works): the normal CUDA build from PyPI.
+# Also installs bubblewrap (the Python sandbox of task=gsm8k) when apt-get is available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+quiet=(-q --disable-pip-version-check --root-user-action=ignore)
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "[install] GPU found: torch (CUDA build)"
+  "$PY" -m pip install "${quiet[@]}" "torch>=2.4"
+elif "$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.13.0") else 1)' 2>/dev/null; then
+  echo "[install] torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
+else
+  echo "[install] no GPU: torch==2.13.0 (CPU build)"
+  "$PY" -m pip install "${quiet[@]}" --no-index "torch==2.13.0" 2>/dev/null \
+    || "$PY" -m pip install "${quiet[@]}" "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+fi
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "[install] bubblewrap (sandbox for task=gsm8k)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "[install] WARNING: could not install bubblewrap; task=gsm8k will report weaker isolation"
+  else
+    echo "[install] WARNING: bubblewrap missing (apt-get install bubblewrap); task=gsm8k will report weaker isolation"
+  fi
+fi
+
+echo "[install] toolrl and its dependencies"
+"$PY" -m pip install "${quiet[@]}" -e ".[dev]"
+echo "[install] done"

@@ -1,0 +1,35 @@
+"""Shared fixtures: composed configs for in-process runs, and one tiny-model cache per session.
+
+The warm start (SFT) is the slowest part of a run; every test uses the default recipe and
+seed and one cache folder, so it is built once per test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from orchestrator.cli import CONF_DIR
+
+os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.pop("WANDB_API_KEY", None)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_cache() -> str:
+    """The tiny-model cache for this session (TOOLRL_TEST_CACHE reuses one across sessions)."""
+    path = os.environ.get("TOOLRL_TEST_CACHE") or str(Path.home() / ".cache" / "toolrl-test")
+    return path
+
+
+def make_cfg(overrides: list[str]):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=overrides)
