@@ -40,6 +40,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    # `sweep.params.<key>=[...]` adds grid entries to an empty dict; Hydra spells that with `+`.
+    sys.argv[1:] = ["+" + a if a.startswith("sweep.params.") else a for a in sys.argv[1:]]
     error = check_overrides(sys.argv[1:])
     if error:
         print(f"error: {error}", file=sys.stderr)

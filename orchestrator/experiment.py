@@ -45,8 +45,12 @@ def resolve_resume(cfg: DictConfig) -> str | None:
     return str(path)
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train one model as ``cfg`` says; return the final metrics (eval accuracy among them)."""
+def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False) -> dict[str, Any]:
+    """Train one model as ``cfg`` says; return the final metrics (eval accuracy among them).
+
+    ``run_id`` fixes the W&B run id (a sweep trial keeps one across retries);
+    ``report_to_tune`` forwards every Ray Train report to the enclosing Tune trial.
+    """
     from orchestrator.train_loop import train_loop_per_worker
 
     validate(cfg)
@@ -66,7 +70,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         timings["warm_start_s"] = time.perf_counter() - t0
 
         router = build_router(task.tools(), PoolOptions(**cfg.task.tools))
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         if resume_from:
             from orchestrator.checkpoint import load_state
 
@@ -77,7 +81,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         run_name = f"{cfg.experiment_name}-seed{cfg.seed}"
         loop_config = {"cfg": resolved, "model_path": model_path, "router": router, "run_id": run_id, "run_name": run_name}
         t0 = time.perf_counter()
-        result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, resume_from)
+        callbacks = []
+        if report_to_tune:
+            from ray.tune.integration.ray_train import TuneReportCallback
+
+            callbacks.append(TuneReportCallback())
+        result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, resume_from, callbacks)
         timings["train_s"] = time.perf_counter() - t0
         router.shutdown()
     finally:

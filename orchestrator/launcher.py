@@ -39,15 +39,19 @@ def fit(
     storage_path: Path,
     run_name: str,
     resume_from: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Any:
     """Run ``train_loop`` on ``trainer_cfg.num_workers`` workers; return Ray Train's Result."""
     from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    per_worker = 1.0 if trainer_cfg.use_gpu else max(1.0, min(2.0, cpus // max(trainer_cfg.num_workers, 1)))
-    if not trainer_cfg.use_gpu and per_worker * trainer_cfg.num_workers > cpus:
-        per_worker = cpus / trainer_cfg.num_workers  # a small machine: share what there is
+    if trainer_cfg.cpus_per_worker:
+        per_worker = float(trainer_cfg.cpus_per_worker)
+    else:
+        per_worker = 1.0 if trainer_cfg.use_gpu else max(1.0, min(2.0, cpus // max(trainer_cfg.num_workers, 1)))
+        if not trainer_cfg.use_gpu and per_worker * trainer_cfg.num_workers > cpus:
+            per_worker = cpus / trainer_cfg.num_workers  # a small machine: share what there is
     scaling = ScalingConfig(
         num_workers=trainer_cfg.num_workers,
         use_gpu=trainer_cfg.use_gpu,
@@ -58,6 +62,7 @@ def fit(
         storage_path=str(storage_path),
         failure_config=FailureConfig(max_failures=trainer_cfg.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=trainer_cfg.keep_checkpoints),
+        callbacks=callbacks or None,
     )
     trainer = TorchTrainer(
         train_loop,

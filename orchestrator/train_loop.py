@@ -72,7 +72,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ctx = ray.train.get_context()
     rank, size = ctx.get_world_rank(), ctx.get_world_size()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    threads = tr.threads_per_worker or max(1, (os.cpu_count() or 1) // max(ctx.get_local_world_size(), 1))
+    # Oversubscribed threads thrash on a busy node: default to the CPUs this worker reserved.
+    threads = tr.threads_per_worker or max(1, int(tr.cpus_per_worker or (os.cpu_count() or 1) // max(ctx.get_local_world_size(), 1)))
     torch.set_num_threads(int(threads))
     device = ray.train.torch.get_device() if tr.use_gpu else torch.device("cpu")
 
