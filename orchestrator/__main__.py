@@ -13,7 +13,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from orchestrator.cli import check_overrides, print_summary
+from orchestrator.cli import check_overrides, normalize_argv, print_summary
 
 log = logging.getLogger("orchestrator")
 
@@ -40,8 +40,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    # `sweep.params.<key>=[...]` adds grid entries to an empty dict; Hydra spells that with `+`.
-    sys.argv[1:] = ["+" + a if a.startswith("sweep.params.") else a for a in sys.argv[1:]]
+    sys.argv[1:] = normalize_argv(sys.argv[1:])
     error = check_overrides(sys.argv[1:])
     if error:
         print(f"error: {error}", file=sys.stderr)

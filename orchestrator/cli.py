@@ -37,8 +37,21 @@ def _unknown_key_message(cfg: Any, key: str) -> str:
     return f"unknown key '{key}' {where}.{did_you_mean} Valid keys {where}: {', '.join(valid)}"
 
 
-def check_overrides(argv: list[str]) -> str | None:
-    """Compose the config with ``argv``'s overrides; return a clear message for the first problem."""
+# Dicts whose keys the user chooses: `sweep.params.algo.lr=[...]` adds a key, which Hydra
+# spells `+sweep.params.algo.lr=[...]`; we accept both.
+OPEN_DICTS = ("sweep.params.", "task.tools.resources.")
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    return ["+" + a if a.startswith(OPEN_DICTS) else a for a in argv]
+
+
+def check_overrides(argv: list[str], check_environment: bool = True) -> str | None:
+    """Compose the config with ``argv``'s overrides; return a clear message for the first problem.
+
+    ``check_environment=False`` skips checks of this machine (a GPU run documented for elsewhere).
+    """
+    argv = normalize_argv(argv)
     if any(a.startswith("-") for a in argv):  # --help, --cfg, -m (sweep syntax): Hydra handles them
         return None
     overrides = [a for a in argv if "=" in a and not a.startswith("hydra.")]
@@ -69,7 +82,7 @@ def check_overrides(argv: list[str]) -> str | None:
             return f"{type(err).__name__}: {str(err).strip()}"
     GlobalHydra.instance().clear()
     try:
-        validate(cfg)
+        validate(cfg, check_environment=check_environment)
     except ConfigError as err:
         return str(err)
     return None

@@ -97,7 +97,7 @@ def _get(cfg: DictConfig, dotted: str) -> Any:
 _MISSING = object()
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, check_environment: bool = True) -> None:
     """Raise :class:`ConfigError` listing every bad value; derived constraints included."""
     problems = []
     for key, check in CHECKS.items():
@@ -114,7 +114,7 @@ def validate(cfg: DictConfig) -> None:
         elif cfg.algo.minibatch_size > tr.batch_size // tr.num_workers:
             problems.append(f"algo.minibatch_size: {cfg.algo.minibatch_size} is larger than the per-worker batch "
                             f"{tr.batch_size // tr.num_workers} (trainer.batch_size / trainer.num_workers)")
-        if tr.use_gpu:
+        if tr.use_gpu and check_environment:
             try:
                 import torch
 

@@ -55,7 +55,7 @@ def test_documented_overrides_are_accepted(overrides):
         (["trainer.use_gpu=maybe"], "trainer.use_gpu: expected true or false"),
         (["logger.mode=loud"], "logger.mode: got 'loud' (valid: auto, online, offline, disabled)"),
         (["trainer.batch_size=63", "trainer.num_workers=2"], "does not split evenly"),
-        (["task.env.max_length=4096"], "exceeds model.tiny.n_positions"),
+        (["model.tiny.n_positions=64"], "exceeds model.tiny.n_positions"),
     ],
 )
 def test_bad_input_names_the_key(overrides, expected):

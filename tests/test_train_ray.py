@@ -73,3 +73,14 @@ def test_resume_latest_continues_a_finished_run(tmp_path, model_cache):
                            "trainer.eval_every=0", "trainer.resume=latest"]))
     assert second["step"] == 4 and second["run_id"] == first["run_id"]
     assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]
+
+
+def test_same_seed_same_curve(tmp_path, model_cache):
+    curves = []
+    for attempt in range(2):
+        out = str(tmp_path / f"det{attempt}")
+        run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=none", "trainer.max_steps=3",
+                      "trainer.eval_every=3", "seed=0"]))
+        curves.append([(r["step"], r.get("env/reward_mean"), r.get("objective/kl"), r.get("eval/accuracy"))
+                       for r in rows(out) if "time/total_rollout_s" not in r])
+    assert curves[0] == curves[1]

@@ -1,0 +1,102 @@
+"""Sweeps: grid expansion, per-trial configs, the seed report, and one small Tune sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from orchestrator.config import ConfigError
+from orchestrator.report import load_trials, summarize, tables
+from orchestrator.sweep import expand_grid, stable_run_id, trial_config, trial_name
+from tests.conftest import make_cfg
+
+
+def test_expand_grid_crosses_every_value():
+    grid = expand_grid({"algo": {"lr": [1e-5, 3e-5], "ppo_epochs": [2, 4]}})
+    assert len(grid) == 4 and {"algo.lr": 3e-5, "algo.ppo_epochs": 2} in grid
+    assert expand_grid({}) == [{}]
+    with pytest.raises(ConfigError, match="sweep.params.algo.lr"):
+        expand_grid({"algo": {"lr": 1e-5}})
+
+
+def test_trial_config_changes_seed_everywhere(tmp_path):
+    base = OmegaConf.to_container(make_cfg(["sweep=seeds"]), resolve=False)
+    a = trial_config(base, 1, {"algo.lr": 3e-5}, str(tmp_path))
+    b = trial_config(base, 2, {"algo.lr": 3e-5}, str(tmp_path))
+    assert a.seed == 1 and b.seed == 2
+    assert a.model.tiny.seed == 1 and b.model.tiny.seed == 2  # the warm start follows the run seed
+    assert a.algo.lr == 3e-5 and a.sweep is None
+    assert a.output_dir == str(tmp_path / "trials" / "seed1-lr=3e-05") and a.trainer.resume is None
+    with pytest.raises(ConfigError, match="sweep.params.algo.nope"):
+        trial_config(base, 1, {"algo.nope": 1}, str(tmp_path))
+
+
+def test_trial_ids_are_stable_and_distinct(tmp_path):
+    assert stable_run_id(str(tmp_path), "seed1") == stable_run_id(str(tmp_path), "seed1")
+    assert stable_run_id(str(tmp_path), "seed1") != stable_run_id(str(tmp_path), "seed2")
+    assert trial_name(0, {"algo.lr": 1e-5}) == "seed0-lr=1e-05"
+
+
+def fake_sweep(root: Path) -> None:
+    for seed, final in ((0, 0.9), (1, 0.7), (2, 0.8)):
+        trial = root / "trials" / f"seed{seed}"
+        trial.mkdir(parents=True)
+        lines = [{"step": s, "env/reward_mean": final * s / 4, "objective/kl": 0.1 * s, "eval/accuracy": final * s / 4}
+                 for s in range(5)]
+        (trial / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 5, "env/rew')
+
+
+def test_report_means_spreads_and_failures(tmp_path):
+    fake_sweep(tmp_path)
+    trials = load_trials(tmp_path)  # the cut last line is skipped, not fatal
+    per_trial, per_group = tables(trials, ["eval/accuracy"], {"seed3": "RuntimeError: worker died"})
+    assert [r[0] for r in per_trial[1:]] == ["seed0", "seed1", "seed2", "seed3"]
+    assert per_trial[-1][-1] == "failed: RuntimeError: worker died"
+    assert per_group[1][2] == "0.8000 ± 0.1000" and per_group[1][1] == "3"
+    out = summarize(tmp_path, failures={"seed3": "RuntimeError: worker died"})
+    assert Path(out["plot"]).stat().st_size > 10_000 and out["failed"] == 1
+    assert "0.8000 ± 0.1000" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "summary.csv").read_text().count("\n") == 5
+
+
+def test_report_command_on_a_folder(tmp_path):
+    import subprocess
+    import sys
+
+    fake_sweep(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "orchestrator.report", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and (tmp_path / "seeds.png").exists()
+    bad = subprocess.run([sys.executable, "-m", "orchestrator.report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a sweep output folder" in bad.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_seed_sweep_end_to_end(tmp_path, model_cache):
+    import ray
+
+    from orchestrator.sweep import run_sweep
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=1",
+                        "model.tiny.seed=0", f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb",
+                        "logger.tags=[test]"])
+        summary = run_sweep(cfg)
+    finally:
+        ray.shutdown()
+    sweep = Path(summary["sweep_dir"])
+    assert summary["trials"] == 2 and summary["failed"] == 0
+    assert (sweep / "seeds.png").exists() and (sweep / "summary.md").exists()
+    rewards = {}
+    for seed in (0, 1):
+        rows = [json.loads(l) for l in (sweep / "trials" / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows if "env/reward_mean" in r] == [1, 2]
+        rewards[seed] = [r["env/reward_mean"] for r in rows if "env/reward_mean" in r] + \
+                        [r["eval/accuracy"] for r in rows if "eval/accuracy" in r]
+        runs = list((sweep / "trials" / f"seed{seed}" / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1
+    assert rewards[0] != rewards[1]  # the seed changed the run
