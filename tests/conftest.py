@@ -18,6 +18,8 @@ from orchestrator.cli import CONF_DIR
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.pop("WANDB_API_KEY", None)
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests read the local fixtures; no connection to any hub is tried
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 
