@@ -343,20 +343,20 @@ class GSM8KTask(Task):
         sandbox_workers: int = 0,
         isolation: str = "auto",
         tolerance: float = 0.1,
-        num_eval: int | None = 128,
+        num_eval: int | None = 32,
         eval_seed: int = 1234,
         byte_context: int | None = None,
-        answer_room_bytes: int = 128,
-        demo_tool_frac: float = 0.3,
+        max_prompt_bytes: int = 128,
+        demo_tool_frac: float = 0.9,
         demo_direct_correct_frac: float = 0.1,
-        demo_practice_frac: float = 2.0,
+        demo_practice_frac: float = 0.0,
     ) -> None:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         if num_eval is not None and num_eval < 1:
             raise ValueError(f"num_eval must be >= 1 or null (the whole test split), got {num_eval}")
-        if byte_context is not None and byte_context <= answer_room_bytes:
-            raise ValueError(f"byte_context ({byte_context}) must exceed answer_room_bytes ({answer_room_bytes})")
+        if byte_context is not None and not 0 < max_prompt_bytes < byte_context:
+            raise ValueError(f"max_prompt_bytes ({max_prompt_bytes}) must be in (0, byte_context={byte_context})")
         self.source = source
         self.hub_dataset = hub_dataset
         self.hub_config = hub_config
@@ -370,36 +370,44 @@ class GSM8KTask(Task):
         self.num_eval = num_eval
         self.eval_seed = eval_seed
         self.byte_context = byte_context
-        self.answer_room_bytes = answer_room_bytes
+        self.max_prompt_bytes = max_prompt_bytes
         self.demo_tool_frac = demo_tool_frac
         self.demo_direct_correct_frac = demo_direct_correct_frac
         self.demo_practice_frac = demo_practice_frac
+        self._source: str | None = None  # "hub" or "local", once decided
         self._splits: dict[str, list[Problem]] = {}
         self._eval: list[Problem] | None = None
 
     # ------------------------------------------------------------ data
 
     def split(self, name: str) -> list[Problem]:
-        """All problems of ``train`` or ``test`` that fit ``byte_context`` (all of them when null)."""
+        """The problems of ``train`` or ``test`` that :meth:`fits` keeps (all of them for hub models)."""
         if name not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
         if name not in self._splits:
             problems = self._load(name)
             kept = [p for p in problems if self.fits(p)]
             if len(kept) < len(problems):
-                log.info("gsm8k %s: %d of %d problems fit byte_context=%s", name, len(kept), len(problems), self.byte_context)
+                log.info("gsm8k %s: %d of %d problems have prompts of at most %d bytes (byte-level model)",
+                         name, len(kept), len(problems), self.max_prompt_bytes)
             if not kept:
-                raise ValueError(f"gsm8k {name}: no problem fits byte_context={self.byte_context}")
+                raise ValueError(f"gsm8k {name}: no prompt has at most max_prompt_bytes={self.max_prompt_bytes} bytes")
             self._splits[name] = kept
         return self._splits[name]
 
     def _load(self, split: str) -> list[Problem]:
-        source = self.source
-        if source == "auto":
-            source = "hub" if hub_reachable() else "local"
-        if source == "hub":
+        if self._source is None:
+            self._source = self.source if self.source != "auto" else "hub" if hub_reachable() else "local"
+        if self._source == "hub":
             log.info("gsm8k %s: from the hub (%s, %s)", split, self.hub_dataset, self.hub_config)
-            return load_hub(self.hub_dataset, self.hub_config, split)
+            try:
+                return load_hub(self.hub_dataset, self.hub_config, split)
+            except Exception as err:  # noqa: BLE001 - auto falls back to the local files, loudly
+                if self.source == "hub":
+                    raise
+                log.warning("gsm8k: the hub answered but loading %s failed (%s); using %s", self.hub_dataset, err,
+                            self.local_dir)
+                self._source = "local"
         path = resolve_dir(self.local_dir) / f"{split}.jsonl"
         if not path.exists():
             raise FileNotFoundError(f"gsm8k: {path} not found (task.spec.local_dir={self.local_dir!r}; the hub "
@@ -408,10 +416,11 @@ class GSM8KTask(Task):
         return read_jsonl(path)
 
     def fits(self, problem: Problem) -> bool:
-        """The prompt leaves ``answer_room_bytes`` of a byte-level model's ``byte_context``."""
+        """For a byte-level model (``byte_context`` set): the bare prompt has at most
+        ``max_prompt_bytes`` tokens. Hub models keep every problem."""
         if self.byte_context is None:
             return True
-        return self.num_tokens(self.prompt(problem, few_shot=False)) + self.answer_room_bytes <= self.byte_context
+        return self.num_tokens(self.prompt(problem, few_shot=False)) <= self.max_prompt_bytes
 
     def num_tokens(self, text: str) -> int:
         """Tokens of ``text`` for a byte-level model: one per byte, one per protocol marker or tool tag."""
