@@ -25,6 +25,7 @@ the demonstrations cost no sandbox runs); tests/test_gsm8k.py checks it against 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import logging
 import math
@@ -524,4 +525,11 @@ class GSM8KTask(Task):
         return demos
 
     def fingerprint(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")} | {"task": self.name}
+        """What the demonstrations depend on: their settings and the training data's content
+        (not where it came from, so the hub and the local files share one cached model)."""
+        digest = hashlib.sha256()
+        for p in self.split("train"):
+            digest.update(f"{p.question}\0{p.meta['solution']}\0".encode())
+        keys = ("tool_name", "tolerance", "byte_context", "max_prompt_bytes", "demo_tool_frac",
+                "demo_direct_correct_frac", "demo_practice_frac")
+        return {k: getattr(self, k) for k in keys} | {"task": self.name, "train": digest.hexdigest()[:16], "demos": 1}

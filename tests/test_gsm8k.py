@@ -464,3 +464,16 @@ def test_gsm8k_end_to_end(tmp_path, model_cache, local_ray):
     assert any(r["tools/calls_per_episode"] > 0 and r["tools/error_frac"] < 1.0 for r in train), train
     assert sorted(p.name for p in (out / "episodes").glob("*.html")) == ["step_000000.html", "step_000002.html"]
     print({k: round(v, 3) for k, v in metrics.items() if k.startswith(("time/", "eval/", "tools/", "env/reward"))})
+
+
+@needs_data
+def test_fingerprint_follows_the_demos_not_the_paths(tmp_path):
+    copy = tmp_path / "gsm8k"
+    copy.mkdir()
+    for name in ("train.jsonl", "test.jsonl"):
+        (copy / name).write_bytes((DATA / name).read_bytes())
+    base = local_task(byte_context=512).fingerprint()
+    assert GSM8KTask(source="local", local_dir=str(copy), byte_context=512, num_eval=5).fingerprint() == base
+    assert local_task(byte_context=512, demo_tool_frac=0.5).fingerprint() != base
+    (copy / "train.jsonl").write_text((DATA / "train.jsonl").read_text().replace("Natalia", "Natalie", 1))
+    assert GSM8KTask(source="local", local_dir=str(copy)).fingerprint() != local_task().fingerprint()
