@@ -8,7 +8,9 @@ actor) runs it and answers with what it printed; the model then writes
 
 Data: ``openai/gsm8k`` (config ``main``) from the hub when it answers, else the JSONL files
 ``train.jsonl`` / ``test.jsonl`` in ``local_dir`` (``{"question", "answer"}`` per line).
-Training draws from the train split, evaluation from the test split.
+Training draws from the train split, evaluation from the test split. For a byte-level
+model (``byte_context`` set: model=tiny) only problems with short prompts are used, in both
+splits: its runs are a pipeline check, not a GSM8K score (docs/gsm8k.md).
 
 Demonstrations for the tiny model are built from the ``<<48/2=24>>`` calculator
 annotations of the training answers: each annotation becomes one assignment, and a number
