@@ -18,8 +18,9 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.slow]
 
 NEEDS_ELSEWHERE = ("trainer.use_gpu=true", "ray.address=auto", "model=gpt2", "model=starcoderbase-1b")
-# Sweeps run end to end in tests/test_sweep.py; here their configs are checked.
-CHECKED_ONLY = NEEDS_ELSEWHERE + ("sweep=seeds",)
+# Sweeps and GSM8K run end to end in tests/test_sweep.py and tests/test_gsm8k.py (the same
+# settings); here their configs are checked.
+CHECKED_ONLY = NEEDS_ELSEWHERE + ("sweep=seeds", "task=gsm8k")
 
 
 def documented_commands() -> list[str]:
