@@ -57,12 +57,14 @@ def recipe_key(recipe: TinyRecipe, task: Task) -> str:
 
 def tokenize_demonstrations(tokenizer: Any, demos: list[list[tuple[str, str]]], max_length: int) -> dict[str, list[list[int]]]:
     """Token ids and a mask that is 1 on model spans only (tool output is never a target)."""
+    texts = [text for demo in demos for _, text in demo]
+    pieces = iter(tokenizer(texts, add_special_tokens=False)["input_ids"])  # one batched call: fast
     input_ids, masks = [], []
     for demo in demos:
         ids: list[int] = []
         mask: list[int] = []
-        for source, text in demo:
-            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for source, _ in demo:
+            piece = next(pieces)
             ids += piece
             mask += [int(source == "model")] * len(piece)
         ids, mask = ids + [tokenizer.eos_token_id], mask + [1]
