@@ -24,7 +24,7 @@ from orchestrator.task import Demonstration, Problem, Task
 from orchestrator.tools.base import ToolError
 from tasks.triviaqa.answers import CRITERIA, answer_reward
 from tasks.triviaqa.loaders import keyword_query, load_hub, read_dpr_tsv, resolve_path, resolve_source
-from tasks.triviaqa.world import QUESTIONS, World, make_world, write_corpus
+from tasks.triviaqa.world import QUESTIONS, WORLD_VERSION, World, make_world, write_corpus
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,7 @@ class TriviaQATask(Task):
         corpus: str | None = "../shared/data/mini_wiki_corpus.jsonl",
         cache_dir: str = "~/.cache/toolrl",
         index_dir: str | None = None,
-        world_towns: int = 1200,
-        world_people: int = 1200,
-        world_countries: int = 30,
+        world_size: int = 2400,
         world_seed: int = 7,
         tool_name: str = "Wiki",
         top_k: int = 1,
@@ -93,9 +91,7 @@ class TriviaQATask(Task):
         self.corpus = corpus
         self.cache_dir = cache_dir
         self.index_dir = index_dir
-        self.world_towns = world_towns
-        self.world_people = world_people
-        self.world_countries = world_countries
+        self.world_size = world_size
         self.world_seed = world_seed
         self.tool_name = tool_name
         self.top_k = top_k
@@ -116,7 +112,7 @@ class TriviaQATask(Task):
         if self.data != "synthetic":
             raise AttributeError("only data=synthetic has a world")
         if self._world is None:
-            self._world = make_world(self.world_towns, self.world_people, self.world_countries, self.world_seed)
+            self._world = make_world(self.world_size, self.world_seed)
         return self._world
 
     def _splits(self) -> tuple[list[Problem], list[Problem]]:
@@ -181,7 +177,7 @@ class TriviaQATask(Task):
     # ------------------------------------------------------------ tools
 
     def _key(self) -> str:
-        world = (self.world_towns, self.world_people, self.world_countries, self.world_seed)
+        world = (self.world_size, self.world_seed, WORLD_VERSION)
         return hashlib.sha1(json.dumps(world).encode()).hexdigest()[:10]
 
     def corpus_path(self) -> Path | None:
@@ -277,4 +273,5 @@ class TriviaQATask(Task):
     def fingerprint(self) -> dict[str, Any]:
         """What changes the demonstrations (paths of caches do not)."""
         skip = {"cache_dir", "index_dir"}
-        return {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in skip} | {"task": self.name}
+        kept = {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in skip}
+        return kept | {"task": self.name, "world_version": WORLD_VERSION}

@@ -1,19 +1,20 @@
-"""A synthetic encyclopedia: invented towns and people, one short article each, and
-templated questions whose answers are written only in those articles.
+"""A synthetic encyclopedia: invented towns, people, castles and rivers, one short article
+each, and templated questions whose answers are written only in those articles.
 
-No model knows these facts, so the only way to answer is to search. Everything is short, for
-a byte-level model with 128 positions: names of 4-8 letters, one-sentence articles
-(at most ~60 characters), questions of ~20-36 characters::
+No model knows these facts, so the only way to answer is to search. Everything is sized for a
+byte-level model with 128 positions (one character, one token)::
 
-    Dovrek is a town in Quelmar, founded by Talsi in 1423.
-    Talsi was a potter born in Brunak in 1388.
+    Fothu is a town in Dramek.              In which country is Fothu?         -> Dramek
+    Bepo was born in Fothu.                 What is the birthplace of Bepo?    -> Fothu
+    Kastel is a castle from 1094.           From which year is the castle Kastel? -> 1094
+    Lumar is a river flowing to Sevi.       Into which sea flows the Lumar?    -> Sevi
 
-    Who founded Dovrek?           -> Talsi       (the search: "Dovrek")
-    What was Talsi's job?         -> potter      (the search: "Talsi")
-
-A town's founder is one of the world's people and a person's birthplace one of its towns, so
-a name also appears in other articles; BM25 still ranks the entity's own article first (its
-title repeats the name), and a test checks that for every entity.
+The search that works is the entity's name (BM25 ranks its own article first: the title
+repeats the name; a test checks it for every entity). The shape is chosen for what a
+450k-parameter model can learn in minutes on a CPU: the name ends the question, and the
+answer is the article's last word, so both the query and the answer are a copy of the word
+before a punctuation mark (as the calculator's are). Names have 4-6 distinct letters: a
+copy that follows the previous letter then never meets a repeated one.
 """
 
 from __future__ import annotations
@@ -25,25 +26,38 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-_ONSETS = ("b d f g k l m n p r s t v z br dr gr kr tr st sk th sh ch").split()
-_VOWELS = ("a e i o u a e o").split()
-_CODAS = ("", "", "", "n", "r", "l", "s", "k", "m", "th")
+# Bumped whenever the generator changes what a (size, seed) world is: part of cache keys.
+WORLD_VERSION = 2
+
+_ONSETS = "b d f g k l m n p r s t v z br dr gr kr tr st sk th sh ch".split()
+_VOWELS = "a e i o u".split()
+_CODAS = ("", "", "", "n", "r", "l", "s", "k", "m")
 # English words BM25 drops (bm25s's list) must not be names.
 _RESERVED = frozenset("into such that then there these they this will with were have from".split())
 
-JOBS = ("baker", "painter", "sailor", "poet", "weaver", "miller", "potter", "farmer", "judge", "scribe", "smith", "hunter")
 
-# Question templates per attribute; ``{e}`` is the entity, the answer is in its article.
-QUESTIONS: dict[str, tuple[str, ...]] = {
-    "country": ("In which country is {e}?", "Which country is {e} in?"),
-    "founder": ("Who founded {e}?", "Who was the founder of {e}?"),
-    "founded": ("When was {e} founded?", "In what year was {e} founded?"),
-    "job": ("What was {e}'s job?", "What did {e} work as?"),
-    "birthplace": ("Where was {e} born?", "In which town was {e} born?"),
-    "born": ("When was {e} born?", "In what year was {e} born?"),
+@dataclass(frozen=True)
+class Kind:
+    """An entity kind: its one fact, the article that states it, the questions that ask it."""
+
+    attribute: str
+    article: str
+    questions: tuple[str, ...]
+    share: float
+
+
+# ``{e}``: the entity (it ends every question), ``{a}``: the answer (it ends every article).
+KINDS: dict[str, Kind] = {
+    "town": Kind("country", "{e} is a town in {a}.",
+                 ("In which country is {e}?", "Which country is home to {e}?"), 0.3),
+    "person": Kind("birthplace", "{e} was born in {a}.",
+                   ("What is the birthplace of {e}?", "Which town is the birthplace of {e}?"), 0.3),
+    "castle": Kind("year", "{e} is a castle from {a}.",
+                   ("From which year is the castle {e}?", "What is the year of the castle {e}?"), 0.2),
+    "river": Kind("sea", "{e} is a river flowing to {a}.",
+                  ("Into which sea flows the {e}?", "Which sea is fed by the river {e}?"), 0.2),
 }
-TOWN_ATTRIBUTES = ("country", "founder", "founded")
-PERSON_ATTRIBUTES = ("job", "birthplace", "born")
+QUESTIONS = {k.attribute: k.questions for k in KINDS.values()}
 
 
 @dataclass(frozen=True)
@@ -57,62 +71,55 @@ class Fact:
 
 @dataclass(frozen=True)
 class World:
-    """Towns ``{name: (country, founder, year)}`` and people ``{name: (job, birthplace, year)}``."""
+    """``entities[name] = (kind, answer)``, in the order they were made."""
 
-    towns: dict[str, tuple[str, str, str]]
-    people: dict[str, tuple[str, str, str]]
+    entities: dict[str, tuple[str, str]]
 
     def article(self, name: str) -> str:
-        if name in self.towns:
-            country, founder, year = self.towns[name]
-            return f"{name} is a town in {country}, founded by {founder} in {year}."
-        job, birthplace, year = self.people[name]
-        return f"{name} was a {job} born in {birthplace} in {year}."
+        kind, answer = self.entities[name]
+        return KINDS[kind].article.format(e=name, a=answer)
 
     def passages(self) -> list[dict[str, str]]:
         """The corpus: one ``{"id", "title", "text"}`` article per entity."""
-        names = [*self.towns, *self.people]
-        return [{"id": f"synthetic:{i}", "title": n, "text": self.article(n)} for i, n in enumerate(names)]
+        return [{"id": f"synthetic:{i}", "title": n, "text": self.article(n)} for i, n in enumerate(self.entities)]
 
     def facts(self) -> list[Fact]:
-        out = []
-        for name, values in self.towns.items():
-            out += [Fact(name, a, v) for a, v in zip(TOWN_ATTRIBUTES, values)]
-        for name, values in self.people.items():
-            out += [Fact(name, a, v) for a, v in zip(PERSON_ATTRIBUTES, values)]
-        return out
+        return [Fact(n, KINDS[k].attribute, a) for n, (k, a) in self.entities.items()]
 
     def answers_for(self, attribute: str) -> list[str]:
         """Every value ``attribute`` takes in this world: what a guess draws from."""
-        column = {a: i for i, a in enumerate(TOWN_ATTRIBUTES)} | {a: i for i, a in enumerate(PERSON_ATTRIBUTES)}
-        table = self.towns if attribute in TOWN_ATTRIBUTES else self.people
-        return sorted({v[column[attribute]] for v in table.values()})
+        return sorted({a for k, a in self.entities.values() if KINDS[k].attribute == attribute})
 
 
 def _name(rng: random.Random, taken: set[str]) -> str:
     while True:
         syllables = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.choice((2, 2, 3)))]
-        name = ("".join(syllables) + rng.choice(_CODAS)).capitalize()
-        if 4 <= len(name) <= 8 and name.lower() not in taken and name.lower() not in _RESERVED:
-            taken.add(name.lower())
-            return name
+        name = "".join(syllables) + rng.choice(_CODAS)
+        if 4 <= len(name) <= 6 and len(set(name)) == len(name) and name not in taken and name not in _RESERVED:
+            taken.add(name)
+            return name.capitalize()
 
 
-def make_world(num_towns: int, num_people: int, num_countries: int, seed: int) -> World:
-    """A world fixed by its sizes and ``seed``. Every person founded at most one town."""
-    if min(num_towns, num_people, num_countries) < 1:
-        raise ValueError("a world needs at least one town, one person and one country")
-    if num_people < num_towns:
-        raise ValueError(f"every town needs its own founder: num_people ({num_people}) < num_towns ({num_towns})")
+def make_world(size: int, seed: int, num_countries: int = 24, num_seas: int = 16) -> World:
+    """``size`` entities, split over the kinds by their shares; fixed by ``seed``."""
+    if size < len(KINDS):
+        raise ValueError(f"a world needs at least one entity of each kind ({len(KINDS)}), got size={size}")
     rng = random.Random(seed)
     taken: set[str] = set()
     countries = [_name(rng, taken) for _ in range(num_countries)]
-    town_names = [_name(rng, taken) for _ in range(num_towns)]
-    person_names = [_name(rng, taken) for _ in range(num_people)]
-    founders = rng.sample(person_names, num_towns)
-    towns = {t: (rng.choice(countries), f, str(rng.randint(1000, 1899))) for t, f in zip(town_names, founders)}
-    people = {p: (rng.choice(JOBS), rng.choice(town_names), str(rng.randint(1000, 1899))) for p in person_names}
-    return World(towns=towns, people=people)
+    seas = [_name(rng, taken) for _ in range(num_seas)]
+    counts = {k: max(1, round(size * kind.share)) for k, kind in KINDS.items()}
+    names = {k: [_name(rng, taken) for _ in range(n)] for k, n in counts.items()}
+    answers = {
+        "town": lambda: rng.choice(countries),
+        "person": lambda: rng.choice(names["town"]),
+        "castle": lambda: str(rng.randint(1000, 1899)),
+        "river": lambda: rng.choice(seas),
+    }
+    entities = {n: (k, answers[k]()) for k in KINDS for n in names[k]}
+    order = list(entities)
+    rng.shuffle(order)
+    return World(entities={n: entities[n] for n in order})
 
 
 def write_corpus(world: World, path: Path) -> Path:
