@@ -79,14 +79,15 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         resolved = OmegaConf.to_container(cfg, resolve=True)
         resolved["output_dir"] = str(output_dir)
         run_name = f"{cfg.experiment_name}-seed{cfg.seed}"
-        loop_config = {"cfg": resolved, "model_path": model_path, "router": router, "run_id": run_id, "run_name": run_name}
+        loop_config = {"cfg": resolved, "model_path": model_path, "router": router, "run_id": run_id,
+                       "run_name": run_name, "resume_from": resume_from}
         t0 = time.perf_counter()
         callbacks = []
         if report_to_tune:
             from ray.tune.integration.ray_train import TuneReportCallback
 
             callbacks.append(TuneReportCallback())
-        result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, resume_from, callbacks)
+        result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, callbacks)
         timings["train_s"] = time.perf_counter() - t0
         router.shutdown()
     finally:

@@ -38,11 +38,14 @@ def fit(
     trainer_cfg: Any,
     storage_path: Path,
     run_name: str,
-    resume_from: str | None = None,
     callbacks: list[Any] | None = None,
 ) -> Any:
-    """Run ``train_loop`` on ``trainer_cfg.num_workers`` workers; return Ray Train's Result."""
-    from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    """Run ``train_loop`` on ``trainer_cfg.num_workers`` workers; return Ray Train's Result.
+
+    Resuming from a folder is the loop's job (``loop_config["resume_from"]``): Train V2 dropped
+    ``resume_from_checkpoint``; its own checkpoints after a worker failure still come first.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     cpus = float(ray.cluster_resources().get("CPU", 1))
@@ -70,6 +73,5 @@ def fit(
         torch_config=TorchConfig(backend="nccl" if trainer_cfg.use_gpu else "gloo"),
         scaling_config=scaling,
         run_config=run_config,
-        resume_from_checkpoint=Checkpoint.from_directory(resume_from) if resume_from else None,
     )
     return trainer.fit()

@@ -24,6 +24,8 @@ from orchestrator.config import ConfigError, validate
 log = logging.getLogger("orchestrator")
 
 TUNE_DIR = "tune"
+# CPUs a trial's coordinator reserves: it only waits on its TorchTrainer, but Tune needs a non-empty request.
+TRIAL_CPU = 0.01
 
 
 def expand_grid(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -120,9 +122,10 @@ def run_sweep(cfg: DictConfig) -> dict[str, Any]:
         workers = cfg.trainer.num_workers
         concurrent = sweep.max_concurrent_trials or max(1, cpus // workers)
         if not cfg.trainer.cpus_per_worker and not cfg.trainer.use_gpu:
-            base["trainer"]["cpus_per_worker"] = max(1, cpus // (workers * concurrent))
+            # each trial's coordinator holds TRIAL_CPU; its Train workers share the rest of its slice
+            base["trainer"]["cpus_per_worker"] = round(max(cpus / concurrent - TRIAL_CPU, TRIAL_CPU) / workers, 3)
         log.info("sweep: %d seeds x %d grid points, %d at once, in %s", len(seeds), len(grid), concurrent, sweep_dir)
-        trainable = tune.with_resources(run_trial, {"CPU": 0})
+        trainable = tune.with_resources(run_trial, {"CPU": TRIAL_CPU})
         tune_path = sweep_dir / TUNE_DIR
         if sweep.resume and tune.Tuner.can_restore(str(tune_path)):
             log.info("sweep: resuming %s (finished trials are kept)", tune_path)

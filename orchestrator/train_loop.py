@@ -93,7 +93,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # --- resume: Ray Train's own checkpoint (after a failure) or trainer.resume -------
     step, run_id, last_metrics = 0, config["run_id"], {}
+    # Ray Train's own checkpoint (a restart after a failure) wins; else trainer.resume's folder.
     checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None and config.get("resume_from"):
+        checkpoint = Checkpoint.from_directory(config["resume_from"])
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             folder = Path(folder)

@@ -35,14 +35,13 @@ import operator
 import os
 import random
 import re
-import socket
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from orchestrator.hub import hub_reachable
 from orchestrator.env import PROTOCOL_TOKENS
 from orchestrator.episode import Episode
 from orchestrator.task import Demonstration, Problem, Task
@@ -97,19 +96,6 @@ def load_hub(dataset: str, config: str, split: str) -> list[Problem]:
     from datasets import load_dataset
 
     return [make_problem(row["question"], row["answer"]) for row in load_dataset(dataset, config, split=split)]
-
-
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """False in offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) or when the hub's host
-    does not answer within ``timeout_s``."""
-    if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
 
 
 def resolve_dir(path: str | os.PathLike[str]) -> Path:
