@@ -78,6 +78,11 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
             log.info("resuming from %s (W&B run %s)", resume_from, run_id)
         resolved = OmegaConf.to_container(cfg, resolve=True)
         resolved["output_dir"] = str(output_dir)
+        resolved["tool_info"] = router.info()  # e.g. the sandbox's measured isolation, into the W&B config
+        for name, info in resolved["tool_info"].items():
+            isolation = info.get("isolation") or {}
+            if isolation and not isolation.get("full", True):
+                log.error("TOOL %s RUNS WITH WEAKER ISOLATION THAN FULL: %s", name, isolation)
         run_name = f"{cfg.experiment_name}-seed{cfg.seed}"
         loop_config = {"cfg": resolved, "model_path": model_path, "router": router, "run_id": run_id,
                        "run_name": run_name, "resume_from": resume_from}

@@ -11,6 +11,7 @@ class Faulty:
 
     def __init__(self, name: str = "Faulty") -> None:
         self.name = name
+        self.isolation = {"full": True, "mode": "none-needed"}  # what a sandboxed tool reports
 
     def call(self, query: str) -> str:
         if query == "raise":

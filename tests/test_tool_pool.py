@@ -51,3 +51,7 @@ def test_dead_actor_is_an_observation_and_is_restarted(router):
     after = [r.text for r in router.call([ToolCall("Faulty", "pid"), ToolCall("Faulty", "pid")])]
     assert before not in after  # a new process took its place
     assert router.stats.errors.get("actor_died", 0) >= 1
+
+
+def test_tools_report_their_isolation_for_the_run_config(router):
+    assert router.info() == {"Faulty": {"isolation": {"full": True, "mode": "none-needed"}}}

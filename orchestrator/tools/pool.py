@@ -40,6 +40,11 @@ class ToolActor:
     def call_batch(self, queries: list[str]) -> list[ToolResult]:
         return call_batch(self.tool, queries)
 
+    def info(self) -> dict[str, Any]:
+        """What the tool reports about itself for the run's config (e.g. a sandbox's measured
+        isolation level): its ``isolation`` attribute when it has one."""
+        return {"isolation": self.tool.isolation} if hasattr(self.tool, "isolation") else {}
+
     def pid(self) -> int:
         import os
 
@@ -86,11 +91,13 @@ class ToolPool:
                 actor_opts.update(name=f"{actor_prefix}{name}-{i}", get_if_exists=True, lifetime=None)
             self.actors.append(actor_cls.options(**actor_opts).remote(tool_cfg))
         self.description = ""
+        self.info: dict[str, Any] = {}
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every actor has built its tool (a slow index load shows up here)."""
         names = ray.get([a.describe.remote() for a in self.actors], timeout=timeout_s)
         built_name, self.description = names[0]
+        self.info = ray.get(self.actors[0].info.remote(), timeout=timeout_s)
         if built_name != self.name:
             raise ValueError(f"tool config for {self.name!r} builds a tool named {built_name!r}; make the names agree")
 
@@ -150,6 +157,9 @@ class ToolRouter:
     @property
     def tool_names(self) -> list[str]:
         return sorted(self.pools)
+
+    def info(self) -> dict[str, dict[str, Any]]:
+        return {name: pool.info for name, pool in self.pools.items() if pool.info}
 
     def call(self, calls: list[ToolCall]) -> list[ToolResult]:
         start = time.perf_counter()
