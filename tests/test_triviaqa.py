@@ -9,7 +9,8 @@ from orchestrator.env import parse_call
 from orchestrator.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
 from tasks.triviaqa import FEW_SHOT, TriviaQATask, answer_reward, extract_answer, make_world, normalize_answer
-from tasks.triviaqa.loaders import hub_reachable, keyword_query, read_dpr_tsv
+from tasks.triviaqa import loaders
+from tasks.triviaqa.loaders import keyword_query, read_dpr_tsv
 from tasks.triviaqa.world import KINDS, QUESTIONS
 
 SHARED_TSV = "../shared/data/triviaqa_dpr_test.tsv"
@@ -150,9 +151,13 @@ def test_keyword_query():
     assert keyword_query("Who?") == "Who?"
 
 
-def test_offline_mode_means_no_hub(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert hub_reachable() is False
+def test_auto_source_follows_the_hub(monkeypatch):
+    monkeypatch.setattr(loaders, "hub_reachable", lambda: False)
+    assert loaders.resolve_source("auto") == "local"
+    monkeypatch.setattr(loaders, "hub_reachable", lambda: True)
+    assert loaders.resolve_source("auto") == "hub" and loaders.resolve_source("local") == "local"
+    with pytest.raises(ValueError, match="source must be"):
+        loaders.resolve_source("web")
 
 
 def test_tool_config_has_absolute_paths(tmp_path):
@@ -176,7 +181,10 @@ def test_world_is_fixed_by_its_seed():
     assert a == b and a != c
     names = list(a.entities)
     assert len({n.lower() for n in names}) == len(names) == 200
-    assert all(4 <= len(n) <= 6 and n.isalpha() and len(set(n.lower())) == len(n) for n in names)
+    assert all(4 <= len(n) <= 5 and n.isalpha() and n.isupper() and len(set(n)) == len(n) for n in names)
+    assert not {ch for n in names for ch in n} & set("IWF")  # the questions' first letters
+    shared = [set(n) & set(answer) for n, (kind, answer) in a.entities.items() if kind != "castle"]
+    assert sum(not s for s in shared) > 0.9 * len(shared)  # answers mostly share no letter with the name
     assert {k for k, _ in a.entities.values()} == set(KINDS)
     towns = {n for n, (k, _) in a.entities.items() if k == "town"}
     assert all(answer in towns for k, answer in a.entities.values() if k == "person")  # birthplaces are towns

@@ -12,28 +12,14 @@ import csv
 import logging
 import os
 import re
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
+from orchestrator.hub import hub_reachable
 from orchestrator.task import Problem
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("auto", "hub", "local")
-
-
-def hub_reachable(timeout_s: float = 3.0) -> bool:
-    """False in offline mode (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE) or when the hub's host
-    cannot be reached within ``timeout_s``."""
-    if any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
 
 
 def read_dpr_tsv(path: str | os.PathLike[str]) -> list[Problem]:

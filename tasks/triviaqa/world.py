@@ -4,17 +4,23 @@ each, and templated questions whose answers are written only in those articles.
 No model knows these facts, so the only way to answer is to search. Everything is sized for a
 byte-level model with 128 positions (one character, one token)::
 
-    Fothu is a town in Dramek.              In which country is Fothu?         -> Dramek
-    Bepo was born in Fothu.                 What is the birthplace of Bepo?    -> Fothu
-    Kastel is a castle from 1094.           From which year is the castle Kastel? -> 1094
-    Lumar is a river flowing to Sevi.       Into which sea flows the Lumar?    -> Sevi
+    SEBRA is a town in CHODU.              In which country is SEBRA?               -> CHODU
+    KRODA was born in GUPE.                What is the birthplace of KRODA?         -> GUPE
+    BEKAS is a castle from 1840.           From which year is the castle BEKAS?     -> 1840
+    THAVU is a river flowing to ROSKE.     Into which sea flows the THAVU?          -> ROSKE
 
 The search that works is the entity's name (BM25 ranks its own article first: the title
 repeats the name; a test checks it for every entity). The shape is chosen for what a
-450k-parameter model can learn in minutes on a CPU: the name ends the question, and the
-answer is the article's last word, so both the query and the answer are a copy of the word
-before a punctuation mark (as the calculator's are). Names have 4-6 distinct letters: a
-copy that follows the previous letter then never meets a repeated one.
+450k-parameter, 2-layer model can learn in minutes on a CPU, where copying a word means
+"find the letter I just wrote, write the one after it":
+
+- the name ends the question and the answer ends the article, so both the query and the
+  answer are a copy of the word before a punctuation mark (as the calculator's are);
+- names are capitals of 4-5 distinct letters (no I, W, F: the questions start with those), so
+  an upper-case letter in context belongs to a name and a copy never meets a repeated letter;
+  years have 4 distinct digits;
+- an answer shares no letter with its entity's name where the world allows it (the copy of
+  SKEROM after KULEM became SKEMOM: the E of KULEM is followed by M).
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Bumped whenever the generator changes what a (size, seed) world is: part of cache keys.
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
-_ONSETS = "b d f g k l m n p r s t v z br dr gr kr tr st sk th sh ch".split()
-_VOWELS = "a e i o u".split()
+# Names are written in capitals from letters the questions do not start with (I, W, F), so an
+# upper-case letter in context is always part of a name.
+_ONSETS = "b d g k l m n p r s t v z br dr gr kr tr st sk th sh ch".split()
+_VOWELS = "a e o u".split()
 _CODAS = ("", "", "", "n", "r", "l", "s", "k", "m")
 # English words BM25 drops (bm25s's list) must not be names.
 _RESERVED = frozenset("into such that then there these they this will with were have from".split())
@@ -93,14 +101,27 @@ class World:
 
 def _name(rng: random.Random, taken: set[str]) -> str:
     while True:
-        syllables = [rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(rng.choice((2, 2, 3)))]
-        name = "".join(syllables) + rng.choice(_CODAS)
-        if 4 <= len(name) <= 6 and len(set(name)) == len(name) and name not in taken and name not in _RESERVED:
+        name = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(2)) + rng.choice(_CODAS)
+        if 4 <= len(name) <= 5 and len(set(name)) == len(name) and name not in taken and name not in _RESERVED:
             taken.add(name)
-            return name.capitalize()
+            return name.upper()
 
 
-def make_world(size: int, seed: int, num_countries: int = 24, num_seas: int = 16) -> World:
+def _year(rng: random.Random) -> str:
+    while True:
+        year = str(rng.randint(1000, 1899))
+        if len(set(year)) == 4:
+            return year
+
+
+def _unlike(name: str, candidates: list[str], rng: random.Random) -> str:
+    """A candidate sharing no letter with ``name`` (the fewest shared when none is free)."""
+    overlap = [len(set(name) & set(c)) for c in candidates]
+    best = min(overlap)
+    return rng.choice([c for c, o in zip(candidates, overlap) if o == best])
+
+
+def make_world(size: int, seed: int, num_countries: int = 40, num_seas: int = 30) -> World:
     """``size`` entities, split over the kinds by their shares; fixed by ``seed``."""
     if size < len(KINDS):
         raise ValueError(f"a world needs at least one entity of each kind ({len(KINDS)}), got size={size}")
@@ -110,13 +131,14 @@ def make_world(size: int, seed: int, num_countries: int = 24, num_seas: int = 16
     seas = [_name(rng, taken) for _ in range(num_seas)]
     counts = {k: max(1, round(size * kind.share)) for k, kind in KINDS.items()}
     names = {k: [_name(rng, taken) for _ in range(n)] for k, n in counts.items()}
+    some_towns = names["town"]
     answers = {
-        "town": lambda: rng.choice(countries),
-        "person": lambda: rng.choice(names["town"]),
-        "castle": lambda: str(rng.randint(1000, 1899)),
-        "river": lambda: rng.choice(seas),
+        "town": lambda e: _unlike(e, countries, rng),
+        "person": lambda e: _unlike(e, rng.sample(some_towns, min(60, len(some_towns))), rng),
+        "castle": lambda e: _year(rng),
+        "river": lambda e: _unlike(e, seas, rng),
     }
-    entities = {n: (k, answers[k]()) for k in KINDS for n in names[k]}
+    entities = {n: (k, answers[k](n)) for k in KINDS for n in names[k]}
     order = list(entities)
     rng.shuffle(order)
     return World(entities={n: entities[n] for n in order})
