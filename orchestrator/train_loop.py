@@ -109,6 +109,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             step, run_id, last_metrics = state.step, state.run_id, state.metrics
         log.info("[rank %d] resumed from checkpoint at step %d", rank, step)
 
+    # A driver that already used W&B exports WANDB_SERVICE, and Ray workers inherit it: they
+    # would then share the driver's wandb-core, where a SIGKILLed worker's run stays open and
+    # its restart is refused ("run ID ... is in use"). A worker's own service dies with it.
+    os.environ.pop("WANDB_SERVICE", None)
     tracker = Tracker(cfg.logger, cfg.output_dir, run_id, config["run_name"], cfg.experiment_name,
                       config["cfg"], enabled=rank == 0)
     tracker.truncate_after(step)

@@ -17,6 +17,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    # The driver uses W&B before Ray starts (as a notebook or a sweep's summary run would), so
+    # workers inherit its WANDB_SERVICE: the killed-worker test must still get its run back.
+    import wandb
+
+    wandb.setup()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
     yield
     ray.shutdown()
