@@ -1,4 +1,4 @@
-"""A synthetic encyclopedia: invented towns, people, castles and rivers, one short article
+"""A synthetic encyclopedia: invented towns, people, peaks and rivers, one short article
 each, and templated questions whose answers are written only in those articles.
 
 No model knows these facts, so the only way to answer is to search. Everything is sized for a
@@ -6,7 +6,7 @@ byte-level model with 128 positions (one character, one token)::
 
     SEBRA is a town in CHODU.              In which country is SEBRA?               -> CHODU
     KRODA was born in GUPE.                What is the birthplace of KRODA?         -> GUPE
-    BEKAS is a castle from 1840.           From which year is the castle BEKAS?     -> 1840
+    BEKAS is a peak in the range DOLUN.    In which range is the peak BEKAS?        -> DOLUN
     THAVU is a river flowing to ROSKE.     Into which sea flows the THAVU?          -> ROSKE
 
 The search that works is the entity's name (BM25 ranks its own article first: the title
@@ -18,7 +18,8 @@ repeats the name; a test checks it for every entity). The shape is chosen for wh
   answer are a copy of the word before a punctuation mark (as the calculator's are);
 - names are capitals of 4-5 distinct letters (no I, W, F: the questions start with those), so
   an upper-case letter in context belongs to a name and a copy never meets a repeated letter;
-  years have 4 distinct digits;
+  every answer is a name (years were dropped: with capital names the warm-started model copied
+  names but no year, 0 of 57);
 - an answer shares no letter with its entity's name where the world allows it (the copy of
   SKEROM after KULEM became SKEMOM: the E of KULEM is followed by M).
 """
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Bumped whenever the generator changes what a (size, seed) world is: part of cache keys.
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 # Names are written in capitals from letters the questions do not start with (I, W, F), so an
 # upper-case letter in context is always part of a name.
@@ -60,8 +61,8 @@ KINDS: dict[str, Kind] = {
                  ("In which country is {e}?", "Which country is home to {e}?"), 0.3),
     "person": Kind("birthplace", "{e} was born in {a}.",
                    ("What is the birthplace of {e}?", "Which town is the birthplace of {e}?"), 0.3),
-    "castle": Kind("year", "{e} is a castle from {a}.",
-                   ("From which year is the castle {e}?", "What is the year of the castle {e}?"), 0.2),
+    "peak": Kind("range", "{e} is a peak in the range {a}.",
+                 ("In which range is the peak {e}?", "Which mountain range holds {e}?"), 0.2),
     "river": Kind("sea", "{e} is a river flowing to {a}.",
                   ("Into which sea flows the {e}?", "Which sea is fed by the river {e}?"), 0.2),
 }
@@ -107,13 +108,6 @@ def _name(rng: random.Random, taken: set[str]) -> str:
             return name.upper()
 
 
-def _year(rng: random.Random) -> str:
-    while True:
-        year = str(rng.randint(1000, 1899))
-        if len(set(year)) == 4:
-            return year
-
-
 def _unlike(name: str, candidates: list[str], rng: random.Random) -> str:
     """A candidate sharing no letter with ``name`` (the fewest shared when none is free)."""
     overlap = [len(set(name) & set(c)) for c in candidates]
@@ -121,7 +115,7 @@ def _unlike(name: str, candidates: list[str], rng: random.Random) -> str:
     return rng.choice([c for c, o in zip(candidates, overlap) if o == best])
 
 
-def make_world(size: int, seed: int, num_countries: int = 40, num_seas: int = 30) -> World:
+def make_world(size: int, seed: int, num_countries: int = 40, num_seas: int = 30, num_ranges: int = 30) -> World:
     """``size`` entities, split over the kinds by their shares; fixed by ``seed``."""
     if size < len(KINDS):
         raise ValueError(f"a world needs at least one entity of each kind ({len(KINDS)}), got size={size}")
@@ -129,13 +123,14 @@ def make_world(size: int, seed: int, num_countries: int = 40, num_seas: int = 30
     taken: set[str] = set()
     countries = [_name(rng, taken) for _ in range(num_countries)]
     seas = [_name(rng, taken) for _ in range(num_seas)]
+    ranges = [_name(rng, taken) for _ in range(num_ranges)]
     counts = {k: max(1, round(size * kind.share)) for k, kind in KINDS.items()}
     names = {k: [_name(rng, taken) for _ in range(n)] for k, n in counts.items()}
     some_towns = names["town"]
     answers = {
         "town": lambda e: _unlike(e, countries, rng),
         "person": lambda e: _unlike(e, rng.sample(some_towns, min(60, len(some_towns))), rng),
-        "castle": lambda e: _year(rng),
+        "peak": lambda e: _unlike(e, ranges, rng),
         "river": lambda e: _unlike(e, seas, rng),
     }
     entities = {n: (k, answers[k](n)) for k in KINDS for n in names[k]}
