@@ -92,9 +92,11 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
             from ray.tune.integration.ray_train import TuneReportCallback
 
             callbacks.append(TuneReportCallback())
-        result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, callbacks)
+        try:
+            result = fit(train_loop_per_worker, loop_config, cfg.trainer, output_dir / "ray", run_name, callbacks)
+        finally:
+            router.shutdown()  # also when the run failed: a retried sweep trial builds new ones
         timings["train_s"] = time.perf_counter() - t0
-        router.shutdown()
     finally:
         if started_ray:
             import ray

@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from orchestrator.checkpoint import find_latest
+from orchestrator.checkpoint import find_latest, load_state
 from orchestrator.config import ConfigError, validate
 
 log = logging.getLogger("orchestrator")
@@ -79,12 +79,34 @@ def trial_config(base: dict[str, Any], seed: int, overrides: dict[str, Any], swe
     return cfg
 
 
+def finished_metrics(cfg: DictConfig) -> dict[str, Any] | None:
+    """The final report of a trial whose folder already holds its last checkpoint, else None.
+
+    Tune saves its own state every few seconds at most, so a driver killed just after a trial
+    finished leaves that trial marked as running; a resumed sweep would start it again.
+    """
+    if not cfg.trainer.resume:
+        return None
+    state = load_state(Path(cfg.trainer.resume))
+    if state.step < cfg.trainer.max_steps:
+        return None
+    return {**state.metrics, "step": state.step}
+
+
 def run_trial(config: dict[str, Any]) -> None:
-    """Tune's function trainable: one Ray Train run."""
+    """Tune's function trainable: one Ray Train run (none when the trial already finished)."""
+    from ray import tune
+
     from orchestrator.experiment import run
 
     cfg = trial_config(config["base"], config["seed"], config["overrides"], config["sweep_dir"])
     name = trial_name(config["seed"], config["overrides"])
+    done = finished_metrics(cfg)
+    if done is not None:
+        log.info("trial %s finished before (step %d, %s): reporting its final metrics, not training again",
+                 name, done["step"], cfg.trainer.resume)
+        tune.report(done)
+        return
     run(cfg, run_id=stable_run_id(config["sweep_dir"], name), report_to_tune=True)
 
 

@@ -100,3 +100,23 @@ def test_seed_sweep_end_to_end(tmp_path, model_cache):
         runs = list((sweep / "trials" / f"seed{seed}" / "wandb").glob("offline-run-*"))
         assert len(runs) == 1
     assert rewards[0] != rewards[1]  # the seed changed the run
+
+
+def test_a_finished_trial_is_not_trained_again(tmp_path):
+    """A resumed sweep whose Tune state still says 'running' for a trial that had finished
+    reports that trial's last checkpoint instead of training it again."""
+    import torch
+
+    from orchestrator.sweep import finished_metrics
+
+    base = OmegaConf.to_container(make_cfg(["sweep=seeds", "trainer.max_steps=3"]), resolve=False)
+    assert finished_metrics(trial_config(base, 0, {}, str(tmp_path))) is None  # no checkpoint: train
+    for step in (2, 3):
+        folder = tmp_path / "trials" / "seed0" / "ray" / "run" / f"checkpoint_{step}"
+        folder.mkdir(parents=True)
+        torch.save({"step": step, "run_id": "abc", "learner": {}, "rng": {}, "metrics": {"eval/accuracy": step / 10}},
+                   folder / "state.pt")
+        cfg = trial_config(base, 0, {}, str(tmp_path))
+        assert cfg.trainer.resume == str(folder)
+        done = finished_metrics(cfg)
+        assert done == (None if step < 3 else {"eval/accuracy": 0.3, "step": 3})
