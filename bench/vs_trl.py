@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -714,7 +715,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "machine": machine(), "load_before": load_before,
         "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()), "note": args.note,
-        "command": "python bench/vs_trl.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python bench/vs_trl.py", shlex.join(argv if argv is not None else sys.argv[1:])]).strip(),
         "wall_s": time.perf_counter() - started, "trl": trl_versions, "venv": str(venv),
         "ours_transformers": transformers.__version__, "model": str(args.model or "default tiny calculator model"),
         "architecture": check["trl_architecture"], "check": check, "max_new_tokens": args.max_new_tokens,
