@@ -144,8 +144,13 @@ def run_sweep(cfg: DictConfig) -> dict[str, Any]:
         workers = cfg.trainer.num_workers
         concurrent = sweep.max_concurrent_trials or max(1, cpus // workers)
         if not cfg.trainer.cpus_per_worker and not cfg.trainer.use_gpu:
-            # each trial's coordinator holds TRIAL_CPU; its Train workers share the rest of its slice
-            base["trainer"]["cpus_per_worker"] = round(max(cpus / concurrent - TRIAL_CPU, TRIAL_CPU) / workers, 3)
+            # Train workers share each trial's slice, less what the trials' coordinators hold
+            # (TRIAL_CPU each): on several nodes all coordinators may sit on one node, which must
+            # still fit its workers.
+            base["trainer"]["cpus_per_worker"] = round(max(cpus / concurrent - TRIAL_CPU * concurrent, TRIAL_CPU) / workers, 3)
+        if not cfg.trainer.threads_per_worker and not cfg.trainer.use_gpu:
+            # torch threads per worker: its whole slice (the reservation above is a hair less)
+            base["trainer"]["threads_per_worker"] = max(1, round(cpus / concurrent / workers))
         log.info("sweep: %d seeds x %d grid points, %d at once, in %s", len(seeds), len(grid), concurrent, sweep_dir)
         trainable = tune.with_resources(run_trial, {"CPU": TRIAL_CPU})
         tune_path = sweep_dir / TUNE_DIR

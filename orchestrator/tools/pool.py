@@ -10,10 +10,15 @@ error observation and the run goes on.
 
 Each pool has its own concurrency limit (``max_concurrency`` on its actors): a slow
 search index cannot starve the calculator.
+
+Placement: on a cluster whose nodes declare the custom resource ``tool_node`` (cluster.yaml's
+CPU workers), actors reserve a sliver of it and so run on those nodes, unless the task's
+``tools.resources`` says otherwise. Where they went is logged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +29,10 @@ import ray
 from orchestrator.tools.base import ToolCall, ToolResult, call_batch
 
 log = logging.getLogger(__name__)
+
+# The custom resource of tool nodes (cluster.yaml), and what one actor reserves of it.
+TOOL_NODE_RESOURCE = "tool_node"
+TOOL_NODE_SHARE = 0.01
 
 
 class ToolActor:
@@ -49,6 +58,9 @@ class ToolActor:
         import os
 
         return os.getpid()
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
 
 @dataclass
@@ -82,6 +94,9 @@ class ToolPool:
                 num_cpus=options.num_cpus,
                 max_restarts=options.max_restarts,
                 max_concurrency=options.max_concurrency,
+                # Not in the caller's placement group (a sweep trial's holds one sliver of CPU):
+                # tool actors are placed by their own resources, e.g. on tool nodes.
+                scheduling_strategy="DEFAULT",
             )
             if options.resources:
                 actor_opts["resources"] = dict(options.resources)
@@ -92,12 +107,14 @@ class ToolPool:
             self.actors.append(actor_cls.options(**actor_opts).remote(tool_cfg))
         self.description = ""
         self.info: dict[str, Any] = {}
+        self.node_ids: list[str] = []
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         """Block until every actor has built its tool (a slow index load shows up here)."""
         names = ray.get([a.describe.remote() for a in self.actors], timeout=timeout_s)
         built_name, self.description = names[0]
         self.info = ray.get(self.actors[0].info.remote(), timeout=timeout_s)
+        self.node_ids = ray.get([a.node_id.remote() for a in self.actors], timeout=timeout_s)
         if built_name != self.name:
             raise ValueError(f"tool config for {self.name!r} builds a tool named {built_name!r}; make the names agree")
 
@@ -227,8 +244,35 @@ class ToolRouter:
             pool.shutdown()
 
 
+def place(options: PoolOptions, cluster_resources: dict[str, float] | None = None) -> PoolOptions:
+    """``options`` with tool actors sent to tool nodes when the cluster has some and the
+    task chose no custom resources itself."""
+    if options.resources:
+        return options
+    available = ray.cluster_resources() if cluster_resources is None else cluster_resources
+    if available.get(TOOL_NODE_RESOURCE, 0) <= 0:
+        return options
+    return dataclasses.replace(options, resources={TOOL_NODE_RESOURCE: TOOL_NODE_SHARE})
+
+
+def describe_placement(pools: dict[str, ToolPool]) -> str:
+    """'Calculator: 2 actors on node 3f2a9c01 (tool_node)' per pool, from the actors themselves."""
+    tool_nodes = {n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get(TOOL_NODE_RESOURCE)}
+    parts = []
+    for name, pool in sorted(pools.items()):
+        nodes = sorted(set(pool.node_ids))
+        where = ", ".join(f"{n[:8]}{' (tool_node)' if n in tool_nodes else ''}" for n in nodes)
+        parts.append(f"{name}: {len(pool.actors)} actor(s) on node {where}")
+    return "; ".join(parts)
+
+
 def build_router(tools_cfg: list[dict[str, Any]], options: PoolOptions, actor_prefix: str = "") -> ToolRouter:
     """Create one pool per tool config (each a Hydra ``_target_`` dict) and wait for them."""
+    placed = place(options)
+    if placed is not options:
+        log.info("tools: the cluster has %s nodes; tool actors reserve %s=%g each", TOOL_NODE_RESOURCE,
+                 TOOL_NODE_RESOURCE, TOOL_NODE_SHARE)
+    options = placed
     pools = {}
     for cfg in tools_cfg:
         cfg = dict(cfg)
@@ -238,4 +282,5 @@ def build_router(tools_cfg: list[dict[str, Any]], options: PoolOptions, actor_pr
         pools[name] = ToolPool(name, cfg, options, actor_prefix=actor_prefix)
     for pool in pools.values():
         pool.wait_ready()
+    log.info("tools: %s", describe_placement(pools))
     return ToolRouter(pools)
