@@ -1,0 +1,105 @@
+"""Several Ray nodes in one process (``ray.cluster_utils.Cluster``): PPO with two Train workers on
+two nodes and the tool actors on the tool node, then a 2-seed sweep spread over the nodes.
+
+The cluster: a head without CPUs (the driver), two train nodes with one CPU each, and a tool
+node with no CPU and the custom resource ``tool_node`` (as cluster.yaml's CPU workers). Nothing
+pins a Train worker to a node: one CPU per worker and per node spreads them. Nothing in the
+config pins the tools either: the cluster's ``tool_node`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from orchestrator.tools.pool import TOOL_NODE_RESOURCE, PoolOptions, place
+from tests.conftest import make_cfg
+
+SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "task.spec.num_eval=32", "logger=none", "model.tiny.seed=0"]
+
+
+def test_tool_actors_go_to_tool_nodes_unless_told_otherwise():
+    default = PoolOptions()
+    assert place(default, {"CPU": 8.0}) is default  # no tool nodes: anywhere
+    assert place(default, {"CPU": 8.0, TOOL_NODE_RESOURCE: 100.0}).resources == {TOOL_NODE_RESOURCE: 0.01}
+    chosen = PoolOptions(resources={"search_index": 1.0})
+    assert place(chosen, {"CPU": 8.0, TOOL_NODE_RESOURCE: 100.0}) is chosen  # the task's own choice wins
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = {
+        "train": [cluster.add_node(num_cpus=1) for _ in range(2)],
+        "tool": cluster.add_node(num_cpus=0, resources={TOOL_NODE_RESOURCE: 1}),
+    }
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False)
+    try:
+        yield {"train": {n.node_id for n in nodes["train"]}, "tool": nodes["tool"].node_id}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def actor_nodes(before: set[str]) -> dict[str, list[str]]:
+    """Node ids of the actors created since ``before``, by class (dead ones included: from the GCS)."""
+    import ray._private.state
+
+    out: dict[str, list[str]] = {}
+    for actor_id, info in ray._private.state.actors().items():
+        if actor_id not in before:
+            out.setdefault(info["ActorClassName"], []).append(info["Address"]["NodeID"])
+    return out
+
+
+def known_actors() -> set[str]:
+    import ray._private.state
+
+    return set(ray._private.state.actors())
+
+
+def steps(trial_dir: Path) -> list[int]:
+    rows = [json.loads(line) for line in (trial_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r["step"] for r in rows if "env/reward_mean" in r]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_cache, caplog):
+    from orchestrator.experiment import run
+
+    before = known_actors()
+    with caplog.at_level(logging.INFO, logger="orchestrator"):
+        metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={tmp_path}/ppo", "trainer.num_workers=2",
+                                "trainer.max_steps=2", *SMALL]))
+    assert metrics["step"] == 2 and metrics["dist/world_size"] == 2
+    assert metrics["dist/param_digest_spread"] == 0.0  # DDP across the two nodes kept the weights equal
+    placed = actor_nodes(before)
+    assert sorted(placed["RayTrainWorker"]) == sorted(cluster["train"])  # one worker on each train node
+    assert placed["ToolActor"] == [cluster["tool"]]
+    assert any(f"Calculator: 1 actor(s) on node {cluster['tool'][:8]} (tool_node)" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_seed_sweep_spreads_over_the_nodes(cluster, tmp_path, model_cache):
+    from orchestrator.sweep import run_sweep
+
+    before = known_actors()
+    summary = run_sweep(make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2",
+                                  f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", *SMALL]))
+    assert summary["trials"] == 2 and summary["failed"] == 0
+    for seed in (0, 1):
+        assert steps(Path(summary["sweep_dir"]) / "trials" / f"seed{seed}") == [1, 2]
+    placed = actor_nodes(before)
+    # both trials at once (2 CPUs, one worker each): one trial's worker on each train node
+    assert sorted(placed["RayTrainWorker"]) == sorted(cluster["train"])
+    assert set(placed["ToolActor"]) == {cluster["tool"]} and len(placed["ToolActor"]) == 2
