@@ -69,6 +69,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "trainer.temperature": _float(0.0, exclusive=True),
     "trainer.log_every": _int(1),
     "model.source": _choice("tiny", "hub"),
+    "model.tiny.arch": _choice("llama", "gpt2"),
     "model.dtype": _choice("float32", "bfloat16", "float16"),
     "model.few_shot": _bool,
     "logger.name": _choice("wandb", "none"),
@@ -111,9 +112,11 @@ def validate(cfg: DictConfig, check_environment: bool = True) -> None:
     if not problems:
         if tr.batch_size % tr.num_workers:
             problems.append(f"trainer.batch_size: {tr.batch_size} does not split evenly over trainer.num_workers={tr.num_workers}")
-        elif cfg.algo.minibatch_size > tr.batch_size // tr.num_workers:
-            problems.append(f"algo.minibatch_size: {cfg.algo.minibatch_size} is larger than the per-worker batch "
-                            f"{tr.batch_size // tr.num_workers} (trainer.batch_size / trainer.num_workers)")
+        elif cfg.algo.minibatch_size > tr.batch_size:
+            problems.append(f"algo.minibatch_size: {cfg.algo.minibatch_size} is larger than trainer.batch_size={tr.batch_size}")
+        elif cfg.algo.minibatch_size % tr.num_workers:
+            problems.append(f"algo.minibatch_size: {cfg.algo.minibatch_size} does not split evenly over "
+                            f"trainer.num_workers={tr.num_workers} (it counts episodes over all workers)")
         if tr.use_gpu and check_environment:
             try:
                 import torch

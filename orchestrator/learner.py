@@ -83,11 +83,14 @@ class PPOLearner:
             for start in range(0, n, cfg.minibatch_size):
                 idx = perm[start : start + cfg.minibatch_size].to(self.device)
                 mb = batch.select(idx)
+                w = mb.width()
+                mb = mb.trim(w)
                 logits, values = self.policy(mb.input_ids, mb.attention_mask, mb.position_ids)
                 logprobs = logprobs_of(logits, mb.input_ids)
+                cols = slice(0, w - 1)
                 out = ppo_loss(
-                    logprobs, old_logprobs[idx], values[:, :-1].float(), old_values[idx],
-                    advantages[idx], returns[idx], mb.action_mask, cfg,
+                    logprobs, old_logprobs[idx, cols], values[:, :-1].float(), old_values[idx, cols],
+                    advantages[idx, cols], returns[idx, cols], mb.action_mask, cfg,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()

@@ -110,6 +110,16 @@ class Batch:
     def select(self, idx: torch.Tensor) -> "Batch":
         return Batch(self.input_ids[idx], self.attention_mask[idx], self.position_ids[idx], self.action_mask[idx], self.scores[idx])
 
+    def width(self) -> int:
+        """Columns that hold a real token in some row (the rest is right padding)."""
+        return int(self.attention_mask.sum(1).max().item())
+
+    def trim(self, width: int) -> "Batch":
+        """The first ``width`` columns: a minibatch of short episodes need not pay for the
+        longest episode of the whole batch."""
+        return Batch(self.input_ids[:, :width], self.attention_mask[:, :width], self.position_ids[:, :width],
+                     self.action_mask[:, : width - 1], self.scores)
+
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(*(t.to(device) for t in (self.input_ids, self.attention_mask, self.position_ids, self.action_mask, self.scores)))
 

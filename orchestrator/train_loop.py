@@ -87,7 +87,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     if size > 1:
         policy = ray.train.torch.prepare_model(policy, move_to_device=False)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    learner = PPOLearner(policy, ref_model, PPOConfig(**{k: v for k, v in cfg.algo.items() if k != "name"}),
+    ppo_cfg = {k: v for k, v in cfg.algo.items() if k != "name"}
+    ppo_cfg["minibatch_size"] = cfg.algo.minibatch_size // size  # algo counts over all workers; DDP averages
+    learner = PPOLearner(policy, ref_model, PPOConfig(**ppo_cfg),
                          pad_id, device, generator=torch.Generator())
     env = TextEnvironment(tokenizer, config["router"], task.reward, EnvConfig(**cfg.task.env))
 

@@ -43,8 +43,9 @@ def test_ppo_learns_the_calculator(tmp_path, model_cache):
     baseline = history[0]["eval/accuracy"]
     assert history[0]["step"] == 0
     assert baseline <= 0.6, f"warm start already solves the task ({baseline}); RL would have nothing to do"
-    assert metrics["eval/accuracy"] - baseline >= 0.2, f"sampled accuracy {metrics['eval/accuracy']} vs baseline {baseline}"
-    assert metrics["eval/accuracy_greedy"] >= 0.5
+    # measured on the default run: 0.3 -> 0.95 sampled, 0.02 -> 1.0 greedy in 120 steps
+    assert metrics["eval/accuracy"] >= max(0.85, baseline + 0.4), f"sampled accuracy {metrics['eval/accuracy']} vs baseline {baseline}"
+    assert metrics["eval/accuracy_greedy"] >= 0.9
     # the policy learned to call the tool far more than the warm start did
     assert history[0]["eval/tool_used_frac"] < 0.6 < metrics["eval/tool_used_frac"]
 

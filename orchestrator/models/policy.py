@@ -27,7 +27,10 @@ class PolicyWithValue(nn.Module):
         self.lm = disable_dropout(lm)
         hidden = lm.config.hidden_size if hasattr(lm.config, "hidden_size") else lm.config.n_embd
         self.v_head = nn.Linear(hidden, 1)
-        nn.init.normal_(self.v_head.weight, std=1.0 / (hidden + 1) ** 0.5)
+        # Near zero, so the first advantages are the rewards' and not a random head's noise (a
+        # head at the usual 1/sqrt(hidden) scale gave values of +-1 per token on 0/1 rewards and
+        # the tiny model's first PPO steps undid its copying); still drawn from the run's seed.
+        nn.init.normal_(self.v_head.weight, std=1e-3)
         nn.init.zeros_(self.v_head.bias)
 
     @property
