@@ -111,17 +111,23 @@ def run_trial(config: dict[str, Any]) -> None:
 
 
 def resolve_sweep_dir(cfg: DictConfig) -> Path:
-    if not cfg.sweep.resume:
-        return Path(cfg.output_dir).expanduser().resolve()
-    root = Path(cfg.output_dir).expanduser().resolve().parent
+    """``output_dir``; with ``sweep.resume``, that folder when it holds a sweep (an output_dir
+    given by hand), else the newest sweep beside it (the default, timestamped output_dir)."""
+    out = Path(cfg.output_dir).expanduser().resolve()
+    if not cfg.sweep.resume or (out / TUNE_DIR).is_dir():
+        return out
+    root = out.parent
     found = sorted((p.parent for p in root.glob(f"*/{TUNE_DIR}")), key=lambda p: p.stat().st_mtime)
     if not found:
         raise ConfigError(f"sweep.resume=true: no sweep (a folder with {TUNE_DIR}/) under {root}")
     return found[-1]
 
 
-def run_sweep(cfg: DictConfig) -> dict[str, Any]:
-    """Run every (seed, grid point) trial on Ray Tune; return the summary's figures."""
+def run_sweep(cfg: DictConfig, callbacks: list[Any] | None = None) -> dict[str, Any]:
+    """Run every (seed, grid point) trial on Ray Tune; return the summary's figures.
+
+    ``callbacks``: Tune callbacks (e.g. bench/sweep.py's trial timer); kept only for this call.
+    """
     from ray import tune
 
     from orchestrator.launcher import init_ray
@@ -172,6 +178,7 @@ def run_sweep(cfg: DictConfig) -> dict[str, Any]:
                     name=TUNE_DIR,
                     storage_path=str(sweep_dir),
                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+                    callbacks=callbacks,
                     verbose=0,
                 ),
             )

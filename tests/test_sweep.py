@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,19 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
         assert cfg.trainer.resume == str(folder)
         done = finished_metrics(cfg)
         assert done == (None if step < 3 else {"eval/accuracy": 0.3, "step": 3})
+
+
+def test_resume_finds_the_sweep(tmp_path):
+    from orchestrator.sweep import resolve_sweep_dir
+
+    for name in ("2024-01-01_00-00-00", "2024-01-02_00-00-00", "named"):
+        (tmp_path / name / "tune").mkdir(parents=True)
+    os.utime(tmp_path / "named", (0, 0))  # the oldest
+    newest = tmp_path / "2024-01-02_00-00-00"
+    os.utime(newest, (2e9, 2e9))
+    resume = ["sweep=seeds", "sweep.resume=true"]
+    assert resolve_sweep_dir(make_cfg([*resume, f"output_dir={tmp_path}/2024-05-05_00-00-00"])) == newest
+    assert resolve_sweep_dir(make_cfg([*resume, f"output_dir={tmp_path}/named"])) == tmp_path / "named"
+    assert resolve_sweep_dir(make_cfg(["sweep=seeds", f"output_dir={tmp_path}/new"])) == tmp_path / "new"
+    with pytest.raises(ConfigError, match="no sweep"):
+        resolve_sweep_dir(make_cfg([*resume, f"output_dir={tmp_path}/named/x/y"]))
