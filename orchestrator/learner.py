@@ -64,9 +64,15 @@ class PPOLearner:
         ref_logprobs = logprobs_of(ref_logits, batch.input_ids)
         return old_logprobs, values[:, :-1].float(), ref_logprobs
 
-    def step(self, episodes: list[Episode]) -> dict[str, float]:
+    def step(self, episodes: list[Episode], progress: float = 0.0) -> dict[str, float]:
+        """One PPO update. ``progress`` in [0, 1) is the share of the run already done: with
+        ``anneal_lr`` the learning rate is ``lr * (1 - progress)``, a function of the step
+        alone, so a resumed run continues the same schedule without saving it."""
         cfg = self.cfg
         t0 = time.perf_counter()
+        lr = cfg.lr * (1.0 - progress) if cfg.anneal_lr else cfg.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         batch = collate(episodes, self.pad_id).to(self.device)
         mask = batch.action_mask
         old_logprobs, old_values, ref_logprobs = self._score_batch(batch)
@@ -110,6 +116,7 @@ class PPOLearner:
         return {
             "objective/kl": mean_kl,
             "objective/kl_coef": kl_coef,
+            "ppo/learning_rate": lr,
             "objective/entropy": avg["entropy"],
             "ppo/loss/policy": avg["policy"],
             "ppo/loss/value": avg["value"],

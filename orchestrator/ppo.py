@@ -47,6 +47,8 @@ class PPOConfig:
     vf_coef: float = 0.1
     # Gradient norm clip (0: off).
     max_grad_norm: float = 1.0
+    # Anneal the learning rate linearly to 0 over the run (as CleanRL's PPO does).
+    anneal_lr: bool = False
     # Normalise advantages to zero mean, unit variance over the batch's model tokens.
     whiten_advantages: bool = True
 

@@ -172,7 +172,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
         # update
         learner.generator.manual_seed(derived_seed(cfg.seed, 5, rank, step))
-        learn_metrics = learner.step(episodes)
+        learn_metrics = learner.step(episodes, progress=step / tr.max_steps)
         timings["update"] += learn_metrics["time/update_s"]
         step += 1
 
