@@ -117,7 +117,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     os.environ.pop("WANDB_SERVICE", None)
     tracker = Tracker(cfg.logger, cfg.output_dir, run_id, config["run_name"], cfg.experiment_name,
                       config["cfg"], enabled=rank == 0)
-    tracker.truncate_after(step)
+    # Rows past the checkpoint are recomputed now; with no checkpoint every row is (a restart
+    # before the first checkpoint would otherwise log its step-0 evaluation twice).
+    tracker.truncate_after(step if checkpoint is not None else -1)
     per_worker = tr.batch_size // size
     stream = task.train_problems(derived_seed(cfg.seed, 3, rank))
     stream = itertools.islice(stream, step * per_worker, None)  # same problems as an uninterrupted run

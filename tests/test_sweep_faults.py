@@ -59,7 +59,9 @@ def test_failed_trial_is_retried_from_its_checkpoint(tmp_path, model_cache):
     assert len(runs) == 2, runs  # the failed attempt and the retry ...
     assert len({r.rsplit("-", 1)[-1] for r in runs}) == 1, runs  # ... in one W&B run
     reported = [r["step"] for r in tune_reports(sweep, 0)]
-    assert reported == [2, 4], reported  # the checkpointed step 2 before the kill, then the end, once each
+    # The end once; step 2's report reaches Tune only if it was forwarded before the kill (under
+    # load it may not be: metrics.jsonl and W&B hold it either way). Nothing is reported twice.
+    assert reported[-1] == 4 and reported in ([2, 4], [4]), reported
     assert "ok" in (sweep / "summary.csv").read_text().splitlines()[1]
 
 
