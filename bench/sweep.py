@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.learn_calculator import machine  # noqa: E402
+from bench.machine_info import machine  # noqa: E402
 
 SETTINGS = ["task=calculator", "logger=none", "trainer.max_steps=5", "trainer.eval_every=0",
             "task.spec.num_eval=64", "model.tiny.seed=0"]

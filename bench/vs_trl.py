@@ -35,7 +35,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -607,22 +606,9 @@ def correctness_findings(report: dict[str, Any]) -> list[str]:
 
 
 def machine() -> str:
-    import torch
+    from bench.machine_info import machine as describe
 
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
-        mem_s = f", {mem:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        mem_s = ""
-    return f"{os.cpu_count()} cores ({cpu}){mem_s}, {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
+    return describe()
 
 
 def fmt(x: float) -> str:
