@@ -63,6 +63,27 @@ def evaluate(env: TextEnvironment, model: Any, task: Task, few_shot: bool, seed:
     return {"eval/accuracy": sums[0] / n, "eval/accuracy_greedy": sums[1] / n, "eval/tool_used_frac": sums[3] / n}, sampled
 
 
+def wait_until_reports_collected(timeout_s: float = 60.0) -> None:
+    """Fault injection only: let Ray Train's controller collect this worker's last report first.
+
+    A report (and the checkpoint in it) waits in the worker's result queue until the controller's
+    next poll, up to ``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`` (2 s) later. A crash inside that window
+    loses the checkpoint, which Ray allows; but an injected kill must hit the same point on a fast
+    machine and a slow one, or a test that expects a resume from step N sees a restart from 0 that
+    is killed again at the same step until the failure budget is spent.
+    """
+    try:  # Ray Train V2's internal queue; its consumer calls task_done() once it took a report
+        from ray.train.v2._internal.execution.context import get_train_context
+
+        queue = get_train_context().get_result_queue()
+    except Exception:  # another Ray version: wait out two poll intervals instead
+        time.sleep(2 * float(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", 2.0)) + 1.0)
+        return
+    deadline = time.monotonic() + timeout_s
+    while queue.unfinished_tasks and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     from ray.train import Checkpoint
@@ -157,6 +178,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         t_step = time.perf_counter()
         if tr.kill_rank_at_step is not None and rank == tr.kill_rank_at_step.get("rank", 0) \
                 and step == tr.kill_rank_at_step.get("step") and checkpoint is None:
+            wait_until_reports_collected()
             log.warning("[rank %d] kill_rank_at_step: SIGKILL at step %d", rank, step)
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -95,15 +95,19 @@ def alive(pids: set[int]) -> set[int]:
     return out
 
 
+STEPS = 8
+
+
 def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     """The driver (its own local Ray) is SIGKILLed with its process group once seed 0 finished and
     seed 1 is under way; the same command with sweep.resume=true finishes seed 1 from its
-    checkpoint and leaves seed 0 alone."""
+    checkpoint and leaves seed 0 alone. Seed 1 has STEPS steps so that the kill, which waits for
+    its first step, still lands before its last on a fast machine (a CI run once saw all 3 done)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "orchestrator", "task=calculator", "sweep=seeds", "sweep.num_seeds=2",
-               "sweep.max_concurrent_trials=1", "trainer.max_steps=3", "trainer.checkpoint_every=1",
+               "sweep.max_concurrent_trials=1", f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=1",
                "trainer.eval_every=0", "model.tiny.seed=0", "ray.num_cpus=2", "logger=wandb",
                f"cache_dir={model_cache}"]
     exp = tmp_path / "exp"
@@ -137,7 +141,7 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     seed0_rows = (trials / "seed0" / "metrics.jsonl").read_text()
     seed0_runs = wandb_runs(trials / "seed0")
     seed1_before = steps(trials / "seed1")
-    assert steps(trials / "seed0") == [1, 2, 3] and 1 <= len(seed1_before) < 3, seed1_before
+    assert steps(trials / "seed0") == list(range(1, STEPS + 1)) and 1 <= len(seed1_before) < STEPS, seed1_before
     assert not (sweep / "summary.md").exists()
 
     with open(tmp_path / "resume.log", "w") as log:
@@ -151,12 +155,12 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     assert (trials / "seed0" / "metrics.jsonl").read_text() == seed0_rows
     assert wandb_runs(trials / "seed0") == seed0_runs
     # seed 1 went on from its checkpoint: every step once, one W&B run
-    assert steps(trials / "seed1") == [1, 2, 3]
+    assert steps(trials / "seed1") == list(range(1, STEPS + 1))
     assert len({r.rsplit("-", 1)[-1] for r in wandb_runs(trials / "seed1")}) == 1
     # nothing reported is lost: metrics.jsonl and W&B hold every step (above), Tune the final step of
     # both trials, the summary both rows
     for seed in (0, 1):
-        assert tune_reports(sweep, seed)[-1]["step"] == 3
+        assert tune_reports(sweep, seed)[-1]["step"] == STEPS
     summary = (sweep / "summary.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in summary[1:]] == ["seed0", "seed1"]
-    assert all(line.endswith(",ok") and ",3," in line for line in summary[1:]), summary
+    assert all(line.endswith(",ok") and f",{STEPS}," in line for line in summary[1:]), summary
