@@ -244,17 +244,19 @@ class OurSide:
         self.lm.eval()
         self.router = LocalRouter.from_configs(self.task.tools())
 
-    def env(self, max_length: int = MAX_LENGTH) -> Any:
+    def env(self, max_length: int = MAX_LENGTH, lean: bool = True) -> Any:
         from orchestrator.env import EnvConfig, TextEnvironment
 
         config = EnvConfig(max_turns=self.args.max_turns, max_new_tokens=self.args.max_new_tokens,
                            max_tool_response=MAX_TOOL_RESPONSE, max_length=max_length)
-        return TextEnvironment(self.tokenizer, self.router, self.task.reward, config)
+        return TextEnvironment(self.tokenizer, self.router, self.task.reward, config, lean_decoder=lean)
 
-    def rollout(self, prompts: list[str], metas: list[dict[str, Any]], batch_size: int, seed: int) -> dict[str, Any]:
+    def rollout(self, prompts: list[str], metas: list[dict[str, Any]], batch_size: int, seed: int,
+                lean: bool = True) -> dict[str, Any]:
+        """``lean=False``: the same sampler through the model's own transformers forward."""
         from orchestrator.sampler import SamplingParams
 
-        env = self.env()
+        env = self.env(lean=lean)
         generator = self.torch.Generator().manual_seed(seed)
         episodes = []
         start = time.perf_counter()
@@ -400,17 +402,21 @@ def measure(args: argparse.Namespace, ours: OurSide, trl: TrlClient, prompts: li
     """Rollout and PPO at every batch size, ours and TRL alternating (A B A B), one warm-up each."""
     results: dict[int, dict[str, Any]] = {}
     for bs in args.batch_sizes:
-        rows: dict[str, list[dict[str, Any]]] = {"ours_rollout": [], "trl_rollout": [], "ours_ppo": [], "trl_ppo": []}
+        rows: dict[str, list[dict[str, Any]]] = {"ours_rollout": [], "trl_rollout": [], "ours_hf_rollout": [],
+                                                 "ours_ppo": [], "trl_ppo": []}
         common = {"max_new_tokens": args.max_new_tokens, "max_turns": args.max_turns}
         for r in range(args.repeats + 1):
             warm = r == 0  # the warm-up covers one batch only and is not counted
             n = bs if warm else NUM_QUERIES
             a = ours.rollout(prompts[:n], metas[:n], bs, args.seed + r)
             b = trl.call("rollout", prompts=prompts[:n], answers=answers[:n], batch_size=bs, seed=args.seed + r, **common)
+            c = ours.rollout(prompts[:n], metas[:n], bs, args.seed + r, lean=False)
             if not warm:
                 rows["ours_rollout"].append(a)
                 rows["trl_rollout"].append(b)
-                print(f"[rollout B={bs} #{r}] ours {a['episodes'] / a['seconds']:.1f} ep/s, TRL {b['episodes'] / b['seconds']:.1f} ep/s "
+                rows["ours_hf_rollout"].append(c)
+                print(f"[rollout B={bs} #{r}] ours {a['episodes'] / a['seconds']:.1f} ep/s, TRL {b['episodes'] / b['seconds']:.1f} ep/s, "
+                      f"ours without the lean decoder {c['episodes'] / c['seconds']:.1f} ep/s "
                       f"(reward {a['reward_mean']:.2f} / {b['reward_mean']:.2f}, calls/ep {a['calls_per_episode']:.2f} / "
                       f"{b['calls_per_episode']:.2f})", flush=True)
         if not args.skip_ppo:
@@ -444,6 +450,10 @@ def summarize(results: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
             target = "≥ 5×" if key == "episodes" and bs >= 64 else ""
             table.append({"what": f"{label} {unit}", "B": bs, "ours": o, "trl": t, "ratio": o / t, "target": target,
                           "met": (o / t >= 5) if target else None, "higher_is_better": True})
+            if key == "episodes" and rows["ours_hf_rollout"]:
+                h = rate("ours_hf", key)
+                table.append({"what": "  ours without the lean decoder, episodes/s", "B": bs, "ours": h, "trl": t,
+                              "ratio": h / t, "target": "", "met": None, "higher_is_better": True})
         if rows["ours_ppo"]:
             for key, unit, target in (("seconds", "PPO s/step (rollout + update)", "≤ 1/3"), ("rollout_s", "  of which rollout s", ""),
                                       ("update_s", "  of which update s", "")):

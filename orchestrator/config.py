@@ -68,6 +68,7 @@ CHECKS: dict[str, Callable[[Any], str | None]] = {
     "sweep.resume": _bool,
     "trainer.temperature": _float(0.0, exclusive=True),
     "trainer.log_every": _int(1),
+    "trainer.lean_decoder": _bool,
     "model.source": _choice("tiny", "hub"),
     "model.tiny.arch": _choice("llama", "gpt2"),
     "model.dtype": _choice("float32", "bfloat16", "float16"),

@@ -74,8 +74,10 @@ class TextEnvironment:
         router: Any,
         reward_fn: Callable[[Episode], float],
         config: EnvConfig,
+        lean_decoder: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
+        self.lean_decoder = lean_decoder
         self.router = router
         self.reward_fn = reward_fn
         self.config = config
@@ -117,7 +119,8 @@ class TextEnvironment:
             sequences = [ep.ids for ep in active]
             budgets = [min(cfg.max_new_tokens, cfg.max_length - len(s)) for s in sequences]
             t0 = time.perf_counter()
-            new_tokens = sample_turn(model, sequences, budgets, self.stop_ids, self.pad_id, params, generator)
+            new_tokens = sample_turn(model, sequences, budgets, self.stop_ids, self.pad_id, params, generator,
+                                     lean=self.lean_decoder)
             self.timings.generate_s += time.perf_counter() - t0
             self.timings.generated_tokens += sum(len(t) for t in new_tokens)
 

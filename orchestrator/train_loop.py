@@ -112,7 +112,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     ppo_cfg["minibatch_size"] = cfg.algo.minibatch_size // size  # algo counts over all workers; DDP averages
     learner = PPOLearner(policy, ref_model, PPOConfig(**ppo_cfg),
                          pad_id, device, generator=torch.Generator())
-    env = TextEnvironment(tokenizer, config["router"], task.reward, EnvConfig(**cfg.task.env))
+    env = TextEnvironment(tokenizer, config["router"], task.reward, EnvConfig(**cfg.task.env),
+                          lean_decoder=bool(tr.lean_decoder))
 
     # --- resume: Ray Train's own checkpoint (after a failure) or trainer.resume -------
     step, run_id, last_metrics = 0, config["run_id"], {}

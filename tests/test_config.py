@@ -36,7 +36,7 @@ def test_every_group_option_composes(group, option):
     [
         ["task=calculator", "model=tiny", "algo=ppo", "trainer.num_workers=2", "trainer.use_gpu=false",
          "trainer.max_steps=5", "trainer.eval_every=2", "seed=3", "logger=none", "output_dir=/tmp/x"],
-        ["logger=wandb", "ray.address=auto"],
+        ["logger=wandb", "ray.address=auto", "trainer.lean_decoder=false"],
         ["ray.address=127.0.0.1:6379"],
     ],
 )
@@ -53,6 +53,7 @@ def test_documented_overrides_are_accepted(overrides):
         (["trainer.num_workers=abc"], "trainer.num_workers: expected an integer, got 'abc'"),
         (["trainer.num_workers=0"], "trainer.num_workers: must be >= 1"),
         (["trainer.use_gpu=maybe"], "trainer.use_gpu: expected true or false"),
+        (["trainer.lean_decoder=fast"], "trainer.lean_decoder: expected true or false"),
         (["logger.mode=loud"], "logger.mode: got 'loud' (valid: auto, online, offline, disabled)"),
         (["trainer.batch_size=63", "trainer.num_workers=2"], "does not split evenly"),
         (["model.tiny.n_positions=64"], "exceeds model.tiny.n_positions"),

@@ -1,0 +1,120 @@
+"""The lean decoder computes what transformers computes, and the sampler draws the same tokens
+with it as without it (orchestrator/lean_decoder.py is used for every Llama-family rollout)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from orchestrator.lean_decoder import lean_decoder_for
+from orchestrator.sampler import SamplingParams, positions_from_mask, sample_turn
+
+VOCAB = 48
+
+
+def llama(kv_heads: int = 4) -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=128,
+                         tie_word_embeddings=True, pad_token_id=0)
+    return LlamaForCausalLM(config).eval()
+
+
+def qwen2() -> torch.nn.Module:
+    """Biased q/k/v projections, grouped-query attention, untied head."""
+    torch.manual_seed(1)
+    config = Qwen2Config(vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                         tie_word_embeddings=False, pad_token_id=0)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():  # random init leaves biases at zero; make them matter
+        for layer in model.model.layers:
+            layer.self_attn.q_proj.bias.normal_(0, 0.1)
+            layer.self_attn.k_proj.bias.normal_(0, 0.1)
+            layer.self_attn.v_proj.bias.normal_(0, 0.1)
+    return model
+
+
+MODELS = {"llama": llama, "llama-gqa": lambda: llama(kv_heads=2), "qwen2": qwen2}
+
+
+def left_padded(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.zeros((len(lengths), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, n in enumerate(lengths):
+        ids[r, width - n:] = torch.randint(1, VOCAB, (n,), generator=g)
+        mask[r, width - n:] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_logits_match_transformers_through_prefill_and_steps(name):
+    model = MODELS[name]()
+    decoder = lean_decoder_for(model)
+    assert decoder is not None
+    ids, mask = left_padded([7, 3, 5, 1])
+    positions = positions_from_mask(mask)
+    lean = decoder.start(ids, mask, positions, capacity=ids.shape[1] + 6)
+    with torch.no_grad():
+        for step in range(6):
+            full = model(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask)).logits[:, -1]
+            assert torch.allclose(lean, full, atol=1e-5), (step, (lean - full).abs().max())
+            token = full.argmax(-1)
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            lean = decoder.step(token, positions_from_mask(mask)[:, -1])
+            if step == 2:  # drop row 1 (as the sampler does with a finished row)
+                keep = torch.tensor([0, 2, 3])
+                decoder.keep(keep)
+                ids, mask, lean = ids[keep], mask[keep], lean[keep]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_sampler_draws_the_same_tokens_with_and_without_it(name, temperature):
+    """Rows of different lengths and budgets, stop ids that end rows at different steps (so the
+    lean path carries finished rows and compacts later than the transformers path)."""
+    model = MODELS[name]()
+    sequences = [list(left_padded([n], seed=n)[0][0]) for n in (6, 2, 9, 4, 5, 3)]
+    sequences = [[int(t) for t in s] for s in sequences]
+    budgets = [12, 3, 0, 12, 7, 12]
+    free = sample_turn(model, sequences, budgets, set(), 0, SamplingParams(temperature),
+                       torch.Generator().manual_seed(3), lean=False)
+    stops = {free[0][2], free[5][4]}  # row 0 stops by its third token at the latest
+    runs = [sample_turn(model, sequences, budgets, stops, 0, SamplingParams(temperature),
+                        torch.Generator().manual_seed(3), lean=lean) for lean in (True, False)]
+    assert runs[0] == runs[1]
+    assert [len(t) for t in runs[0]][2] == 0 and all(len(t) <= b for t, b in zip(runs[0], budgets))
+    # rows ended at different steps, some on a stop id (the draws after the first stop differ
+    # from the stop-free run: fewer rows draw from the generator)
+    assert any(t and t[-1] in stops for t in runs[0]) and len({len(t) for t in runs[0]}) >= 3, runs[0]
+
+
+def test_models_it_does_not_reproduce_use_the_transformers_forward():
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=1, n_head=2))
+    assert lean_decoder_for(gpt2) is None
+    scaled = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, rope_scaling={"rope_type": "linear", "factor": 2.0})
+    assert lean_decoder_for(LlamaForCausalLM(scaled)) is None
+    biased_mlp = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                             num_attention_heads=2, mlp_bias=True)
+    assert lean_decoder_for(LlamaForCausalLM(biased_mlp)) is None
+
+
+def test_sees_each_update_of_the_weights():
+    """PPO changes the parameters between turns: the decoder reads them live, not a copy."""
+    model = llama()
+    ids, mask = left_padded([4, 4])
+    positions = positions_from_mask(mask)
+    decoder = lean_decoder_for(model)
+    before = decoder.start(ids, mask, positions, capacity=8)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.mul_(3.0)
+        model.model.layers[1].self_attn.k_proj.weight.add_(0.1)
+        expected = model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+    after = decoder.start(ids, mask, positions, capacity=8)
+    assert not torch.allclose(before, after, atol=1e-3)
+    assert torch.allclose(after, expected, atol=1e-5)
