@@ -6,7 +6,7 @@ The protocol the model writes::
     ...                              -> generation goes on
     Result=42<submit>                -> the episode ends
 
-Every active episode generates its turn in one batch (:func:`sample_turn`); the turn's
+Every active episode generates its turn in one batch (:class:`TurnSampler`); the turn's
 calls go to the tool router at once; episodes that ended leave the batch. Markers are
 single special tokens and generation stops on their ids; token ids are kept as sampled
 and tool output is tokenized once, on its own, with special tokens split so that a
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from orchestrator.episode import Episode
-from orchestrator.sampler import SamplingParams, sample_turn
+from orchestrator.sampler import SamplingParams, TurnSampler
 from orchestrator.tools.base import ToolCall, ToolResult
 
 REQUEST, CALL, RESPONSE, SUBMIT = "<request>", "<call>", "<response>", "<submit>"
@@ -113,14 +113,14 @@ class TextEnvironment:
         cfg = self.config
         episodes = self.start(prompts, metas)
         active = [ep for ep in episodes if not self._too_long(ep)]
+        sampler = TurnSampler(model, self.stop_ids, self.pad_id, params, generator, lean=self.lean_decoder)
         for turn in range(cfg.max_turns):
             if not active:
                 break
             sequences = [ep.ids for ep in active]
             budgets = [min(cfg.max_new_tokens, cfg.max_length - len(s)) for s in sequences]
             t0 = time.perf_counter()
-            new_tokens = sample_turn(model, sequences, budgets, self.stop_ids, self.pad_id, params, generator,
-                                     lean=self.lean_decoder)
+            new_tokens = sampler.sample(sequences, budgets, keys=[id(ep) for ep in active])
             self.timings.generate_s += time.perf_counter() - t0
             self.timings.generated_tokens += sum(len(t) for t in new_tokens)
 

@@ -51,6 +51,16 @@ def lean_decoder_for(model: torch.nn.Module) -> "LeanDecoder | None":
 
 
 @dataclass
+class RowCache:
+    """One episode's keys and values after a turn, ready to be continued by the next."""
+
+    keys: torch.Tensor  # (layers, kv_heads, columns, head_dim)
+    values: torch.Tensor
+    bias: torch.Tensor  # (columns,): 0 where a token is, -inf on holes left by padding
+    tokens: int  # how many of the episode's tokens the columns hold
+
+
+@dataclass
 class _Layer:
     """One layer's parameters, fused where that saves calls (q/k/v, gate/up)."""
 
@@ -108,8 +118,14 @@ class LeanDecoder:
     # --- the forward -----------------------------------------------------------------------
     @torch.no_grad()
     def start(self, input_ids: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor,
-              capacity: int) -> torch.Tensor:
-        """Prefill left-padded rows; room for ``capacity`` columns in all. Returns last logits."""
+              capacity: int, prefixes: "list[RowCache | None] | None" = None) -> torch.Tensor:
+        """Encode left-padded rows; returns each row's last logits.
+
+        ``prefixes[r]``, when given, holds row r's keys and values from an earlier turn, and
+        ``input_ids[r]`` only what came after them (the stop token and the tool's output):
+        an episode's history is never encoded twice. ``capacity`` is the room for this chunk
+        and the tokens still to be written.
+        """
         rows, width = input_ids.shape
         device, dtype = input_ids.device, self.model.model.embed_tokens.weight.dtype
         self.params = self._layers()
@@ -117,20 +133,40 @@ class LeanDecoder:
         self.final_norm = self.model.model.norm.weight
         self.head = self.model.get_output_embeddings().weight
         inv_freq = self.model.model.rotary_emb.inv_freq.to(device=device, dtype=torch.float32)
-        angles = torch.arange(capacity, device=device, dtype=torch.float32)[:, None] * inv_freq
+        angles = torch.arange(int(positions.max()) + capacity + 1, device=device, dtype=torch.float32)
+        angles = angles[:, None] * inv_freq
         angles = torch.cat([angles, angles], dim=-1)
         self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
-        shape = (len(self.params), rows, self.kv_heads, capacity, self.head_dim)
+        prefixes = prefixes or [None] * rows
+        history = max((p.bias.shape[0] for p in prefixes if p is not None), default=0)
+        shape = (len(self.params), rows, self.kv_heads, history + capacity, self.head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
-        # what each row may attend to, as an additive bias: 0 on its tokens, -inf on padding
-        self.bias = torch.full((rows, capacity), float("-inf"), dtype=dtype, device=device)
-        self.bias[:, :width].masked_fill_(attention.bool(), 0.0)
-        self.length = width
-        # prefill: causal and not padding; a padding query sees itself so no row is all -inf
-        mask = torch.ones((width, width), dtype=torch.bool, device=device).tril()[None] & attention.bool()[:, None]
-        mask |= torch.eye(width, dtype=torch.bool, device=device)[None]
-        return self._forward(input_ids, positions, 0, mask[:, None])
+        # what each row may attend to, as an additive bias: 0 on its tokens, -inf elsewhere
+        self.bias = torch.full((rows, history + capacity), float("-inf"), dtype=dtype, device=device)
+        for r, prefix in enumerate(prefixes):  # right-aligned, so every row goes on at one column
+            if prefix is not None:
+                n = prefix.bias.shape[0]
+                self.keys[:, r, :, history - n:history] = prefix.keys
+                self.values[:, r, :, history - n:history] = prefix.values
+                self.bias[r, history - n:history] = prefix.bias
+        self.bias[:, history:history + width].masked_fill_(attention.bool(), 0.0)
+        self.length = history + width
+        # the chunk: its row's history, then causal and not padding; a padding query sees
+        # itself so that no row is all -inf
+        chunk = torch.ones((width, width), dtype=torch.bool, device=device).tril()[None] & attention.bool()[:, None]
+        chunk |= torch.eye(width, dtype=torch.bool, device=device)[None]
+        seen = (self.bias[:, None, :history] == 0).expand(rows, width, history)
+        mask = torch.cat([seen, chunk], dim=-1)
+        return self._forward(input_ids, positions, history, mask[:, None])
+
+    def save(self, row: int, end: int, tokens: int) -> "RowCache":
+        """Row ``row``'s keys and values up to column ``end``, holding ``tokens`` sequence tokens,
+        copied out (from its first visible column) for the episode's next turn."""
+        visible = (self.bias[row, :end] == 0).nonzero()
+        first = int(visible[0]) if len(visible) else end
+        return RowCache(self.keys[:, row, :, first:end].clone(), self.values[:, row, :, first:end].clone(),
+                        self.bias[row, first:end].clone(), tokens)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -118,3 +118,66 @@ def test_sees_each_update_of_the_weights():
     after = decoder.start(ids, mask, positions, capacity=8)
     assert not torch.allclose(before, after, atol=1e-3)
     assert torch.allclose(after, expected, atol=1e-5)
+
+
+def test_draws_follow_the_distribution():
+    """The sampler's inverse-CDF draw: frequencies match the softmax, top-k and zero-probability
+    tokens are never drawn, temperature sharpens."""
+    from orchestrator.sampler import _draw
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf"), 0.5]]).repeat(20000, 1)
+    g = torch.Generator().manual_seed(0)
+    counts = torch.bincount(_draw(logits, SamplingParams(1.0), g), minlength=6).float()
+    expected = torch.softmax(logits[0], -1) * len(logits)
+    assert counts[4] == 0
+    # within 5 standard deviations of a binomial count, for every token
+    assert ((counts - expected).abs() <= 5 * (expected * (1 - expected / len(logits))).sqrt() + 1).all(), (counts, expected)
+    top2 = torch.bincount(_draw(logits, SamplingParams(1.0, top_k=2), g), minlength=6)
+    assert top2[2:].sum() == 0 and top2[0] > top2[1] > 0
+    cold = torch.bincount(_draw(logits, SamplingParams(0.25), g), minlength=6).float()
+    assert cold[0] / len(logits) > 0.95
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_later_turns_continue_from_saved_keys_and_values(name):
+    """Three turns with tool output appended between them and episodes leaving after each:
+    the lean path encodes only what was appended, and draws what the re-encoding path draws."""
+    from orchestrator.sampler import TurnSampler
+
+    model = MODELS[name]()
+    runs, widths = [], []
+    for lean in (True, False):
+        sampler = TurnSampler(model, {5, 11}, 0, SamplingParams(1.0), torch.Generator().manual_seed(7), lean=lean)
+        if lean:
+            start = sampler.decoder.start
+            sampler.decoder.start = lambda ids, *a, **k: (widths.append(ids.shape[1]), start(ids, *a, **k))[1]
+        episodes = {k: [int(t) for t in left_padded([3 + k], seed=k)[0][0]] for k in range(6)}
+        active = list(range(6))
+        for turn in range(3):
+            new = sampler.sample([episodes[k] for k in active], [9] * len(active), keys=active)
+            for k, tokens in zip(active, new):
+                episodes[k] += tokens + [20 + k, 30 + turn, 40]  # the "tool output"
+            active = [k for k in active if k % 3 != turn]
+        runs.append(episodes)
+    assert runs[0] == runs[1]
+    # turn 1 encodes whole prompts (8 tokens at most); later turns only the last draw and the
+    # 3 tokens of tool output, though the episodes are 12 to 30 tokens long by then
+    assert widths[0] == 8 and widths[1:] == [4, 4], widths
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_common_prompt_beginning_is_encoded_once(name):
+    from orchestrator.sampler import TurnSampler
+
+    model = MODELS[name]()
+    shared = [7, 3, 9, 9, 2]
+    prompts = [shared + [int(t) for t in left_padded([n], seed=n)[0][0]] for n in (1, 4, 2, 6)]
+    runs, widths = [], []
+    for lean in (True, False):
+        sampler = TurnSampler(model, {5}, 0, SamplingParams(1.0), torch.Generator().manual_seed(1), lean=lean)
+        if lean:
+            start = sampler.decoder.start
+            sampler.decoder.start = lambda ids, *a, **k: (widths.append(tuple(ids.shape)), start(ids, *a, **k))[1]
+        runs.append(sampler.sample(prompts, [6, 6, 6, 6]))
+    assert runs[0] == runs[1]
+    assert widths == [(1, 5), (4, 6)]  # the beginning once, then each row's own tokens
