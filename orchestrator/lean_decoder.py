@@ -152,13 +152,35 @@ class LeanDecoder:
                 self.bias[r, history - n:history] = prefix.bias
         self.bias[:, history:history + width].masked_fill_(attention.bool(), 0.0)
         self.length = history + width
-        # the chunk: its row's history, then causal and not padding; a padding query sees
-        # itself so that no row is all -inf
-        chunk = torch.ones((width, width), dtype=torch.bool, device=device).tril()[None] & attention.bool()[:, None]
-        chunk |= torch.eye(width, dtype=torch.bool, device=device)[None]
-        seen = (self.bias[:, None, :history] == 0).expand(rows, width, history)
-        mask = torch.cat([seen, chunk], dim=-1)
-        return self._forward(input_ids, positions, history, mask[:, None])
+        # Rows are encoded in groups of similar length (a power of two apart at most): one long
+        # tool output must not make every row of the batch pay for its padding. Each group's
+        # tokens end at the same column as every other row's; what lies before them is a hole.
+        lengths = attention.sum(1).tolist()
+        groups: dict[int, list[int]] = {}
+        for r, n in enumerate(lengths):
+            groups.setdefault(max(int(n) - 1, 0).bit_length(), []).append(r)
+        logits = None
+        for members in groups.values():
+            subset = None if len(members) == rows else torch.tensor(members, device=device)
+            w = max(int(lengths[r]) for r in members)
+            pick = (lambda t: t[:, width - w:]) if subset is None else (lambda t: t[subset, width - w:])
+            sub_attention = pick(attention).bool()
+            column = history + width - w
+            # this chunk: the row's history, then causal and not padding; a padding query sees
+            # itself so that no row is all -inf
+            chunk = torch.ones((w, w), dtype=torch.bool, device=device).tril()[None] & sub_attention[:, None]
+            chunk |= torch.eye(w, dtype=torch.bool, device=device)[None]
+            bias = self.bias if subset is None else self.bias[subset]
+            seen = (bias[:, None, :column] == 0).expand(len(members), w, column)
+            visible = torch.cat([seen, chunk], dim=-1)[:, None]
+            mask = torch.zeros(visible.shape, dtype=dtype, device=device).masked_fill_(~visible, float("-inf"))
+            out = self._forward(pick(input_ids), pick(positions), column, mask, subset)
+            if subset is None:
+                return out
+            if logits is None:
+                logits = out.new_empty((rows, out.shape[-1]))
+            logits[subset] = out
+        return logits
 
     def save(self, row: int, end: int, tokens: int) -> "RowCache":
         """Row ``row``'s keys and values up to column ``end``, holding ``tokens`` sequence tokens,
@@ -189,7 +211,7 @@ class LeanDecoder:
         group = self.heads // self.kv_heads
         q = q.reshape(rows * self.kv_heads, group, self.head_dim)
         scores = torch.bmm(q, keys.reshape(rows * self.kv_heads, length, self.head_dim).transpose(1, 2))
-        scores = scores.view(rows, self.heads, length).mul_(self.scale).add_(bias.view(rows, 1, length))
+        scores = scores.view(rows, self.heads, length).mul_(self.scale).add_(bias.reshape(rows, 1, length))
         probs = scores.softmax(-1).view(rows * self.kv_heads, group, length)
         out = torch.bmm(probs, values.reshape(rows * self.kv_heads, length, self.head_dim))
         return out.view(rows, 1, self.heads * self.head_dim)
@@ -208,7 +230,10 @@ class LeanDecoder:
         self.bias = self.bias.index_select(0, rows)
 
     def _forward(self, input_ids: torch.Tensor, positions: torch.Tensor, column: int,
-                 mask: torch.Tensor) -> torch.Tensor:
+                 mask: torch.Tensor, subset: torch.Tensor | None = None) -> torch.Tensor:
+        """Feed ``input_ids`` at columns ``column:column + width`` of every row, or of the
+        cache rows in ``subset``; ``mask`` is added to the attention scores (0 or -inf, over
+        columns ``:column + width``). Returns the logits after each row's last token."""
         rows, width = input_ids.shape
         heads, kv_heads, dim = self.heads, self.kv_heads, self.head_dim
         end = column + width
@@ -222,9 +247,14 @@ class LeanDecoder:
             rotated = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
             qk = qk * cos + rotated * sin
             q = qk[:, :, :heads].transpose(1, 2)
-            self.keys[index, :, :, column:end] = qk[:, :, heads:].transpose(1, 2)
-            self.values[index, :, :, column:end] = v.transpose(1, 2)
-            keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
+            if subset is None:
+                self.keys[index, :, :, column:end] = qk[:, :, heads:].transpose(1, 2)
+                self.values[index, :, :, column:end] = v.transpose(1, 2)
+                keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
+            else:
+                self.keys[index, subset, :, column:end] = qk[:, :, heads:].transpose(1, 2)
+                self.values[index, subset, :, column:end] = v.transpose(1, 2)
+                keys, values = self.keys[index, subset, :, :end], self.values[index, subset, :, :end]
             if width == 1:
                 attended = self._attend_one(q, keys, values, mask)
             else:
