@@ -1,17 +1,19 @@
-"""A lean sampling forward for Llama-family decoders (Llama, Qwen2, Mistral without a window).
+"""A lean sampling forward for decoder-only models: the Llama family (Llama, Qwen2, Mistral
+without a window) and GPT-2.
 
 Why it exists: a rollout is hundreds of one-token forward calls. For a small model on a CPU,
 or any model at a small batch, the time of such a call is mostly Python: transformers builds
 a mask, walks cache objects and calls ~20 modules per layer, each through ``nn.Module``
-hooks. This module runs the same arithmetic as ``LlamaForCausalLM`` with the model's own
+hooks. This module runs the same arithmetic as the transformers model with the model's own
 parameters (read live, so every PPO update is seen) in a few fused ``torch`` calls per layer,
 with a preallocated key/value cache that all rows write at the same column.
 
 It is used for sampling only: training and scoring keep the transformers forward, so
 gradients, log-probs and checkpoints never depend on this code. ``lean_decoder_for`` returns
 None for any configuration it does not reproduce exactly (another rope type, biased MLPs,
-sliding windows, tensor-parallel slicing), and the sampler then uses ``model(...)``.
-``tests/test_sampler.py`` checks logits and greedy tokens against the transformers forward.
+sliding windows, tensor-parallel slicing, GPT-2's per-layer attention scaling), and the
+sampler then uses ``model(...)``. ``tests/test_lean_decoder.py`` checks logits and draws
+against the transformers forward.
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ def _rope_type(config: Any) -> str:
 def lean_decoder_for(model: torch.nn.Module) -> "LeanDecoder | None":
     """A lean decoder over ``model``'s parameters, or None when it would not compute the same."""
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "model_type", None) not in SUPPORTED_MODEL_TYPES:
-        return None
+    model_type = getattr(config, "model_type", None)
+    if model_type in SUPPORTED_MODEL_TYPES:
+        return _llama_decoder(model)
+    if model_type == "gpt2":
+        return _gpt2_decoder(model)
+    return None
+
+
+def _llama_decoder(model: torch.nn.Module) -> "LeanDecoder | None":
+    config = model.config
     if _rope_type(config) != "default" or getattr(config, "hidden_act", None) != "silu":
         return None
     if getattr(config, "mlp_bias", False) or getattr(config, "pretraining_tp", 1) != 1:
@@ -47,7 +57,19 @@ def lean_decoder_for(model: torch.nn.Module) -> "LeanDecoder | None":
         return None
     if getattr(base.rotary_emb, "attention_scaling", 1.0) != 1.0:
         return None
-    return LeanDecoder(model)
+    return LlamaDecoder(model)
+
+
+def _gpt2_decoder(model: torch.nn.Module) -> "LeanDecoder | None":
+    config = model.config
+    if getattr(config, "activation_function", None) not in ("gelu_new", "gelu_pytorch_tanh"):
+        return None
+    if not getattr(config, "scale_attn_weights", True) or getattr(config, "scale_attn_by_inverse_layer_idx", False) \
+            or getattr(config, "reorder_and_upcast_attn", False) or getattr(config, "add_cross_attention", False):
+        return None
+    if not hasattr(model, "transformer"):
+        return None
+    return GPT2Decoder(model)
 
 
 @dataclass
@@ -62,16 +84,20 @@ class RowCache:
 
 @dataclass
 class _Layer:
-    """One layer's parameters, fused where that saves calls (q/k/v, gate/up)."""
+    """One layer's parameters, fused where that saves calls (q/k/v; gate/up for Llama)."""
 
     norm1: torch.Tensor
+    norm1_bias: torch.Tensor | None
     qkv: torch.Tensor
     qkv_bias: torch.Tensor | None
     out: torch.Tensor
     out_bias: torch.Tensor | None
     norm2: torch.Tensor
-    gate_up: torch.Tensor
+    norm2_bias: torch.Tensor | None
+    up: torch.Tensor  # Llama: gate and up stacked; GPT-2: c_fc
+    up_bias: torch.Tensor | None
     down: torch.Tensor
+    down_bias: torch.Tensor | None
 
 
 class LeanDecoder:
@@ -79,41 +105,36 @@ class LeanDecoder:
 
     Rows are left-padded, so every row writes its next key/value at the same column; each row
     keeps its own position id (from its attention mask), exactly as the training forward does.
+    A model family supplies its parameters and the parts around attention (``_embed``,
+    ``_project``, ``_finish_layer``, ``_logits``); caching, masks and attention are shared.
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
-        config = model.config
+    def __init__(self, model: torch.nn.Module, heads: int, kv_heads: int, head_dim: int) -> None:
         self.model = model
-        self.heads = int(config.num_attention_heads)
-        self.kv_heads = int(getattr(config, "num_key_value_heads", None) or self.heads)
-        self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
-        self.eps = float(config.rms_norm_eps)
-        self.scale = self.head_dim ** -0.5
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.scale = head_dim ** -0.5
 
-    # --- parameters, read afresh for every turn (PPO changes them between turns) ----------
-    def _layers(self) -> list[_Layer]:
-        layers = []
-        for block in self.model.model.layers:
-            attn, mlp = block.self_attn, block.mlp
-            projections = (attn.q_proj, attn.k_proj, attn.v_proj)
-            biases = [p.bias for p in projections]
-            layers.append(_Layer(
-                norm1=block.input_layernorm.weight,
-                qkv=torch.cat([p.weight for p in projections]),
-                qkv_bias=torch.cat(biases) if all(b is not None for b in biases) else None,
-                out=attn.o_proj.weight,
-                out_bias=attn.o_proj.bias,
-                norm2=block.post_attention_layernorm.weight,
-                gate_up=torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]),
-                down=mlp.down_proj.weight,
-            ))
-        return layers
+    # --- what a model family supplies ------------------------------------------------------
+    def _prepare(self, device: torch.device, dtype: torch.dtype, max_position: int) -> None:
+        """Read the parameters (afresh every turn: PPO changes them between turns)."""
+        raise NotImplementedError
 
-    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
-            return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
-        # transformers normalises in float32 and casts back before the weight
-        return weight * F.rms_norm(x.float(), (x.shape[-1],), None, self.eps).to(x.dtype)
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _project(self, layer: _Layer, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries (B, T, heads, D), keys and values (B, T, kv_heads, D), positions applied."""
+        raise NotImplementedError
+
+    def _finish_layer(self, layer: _Layer, hidden: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
     # --- the forward -----------------------------------------------------------------------
     @torch.no_grad()
@@ -127,16 +148,8 @@ class LeanDecoder:
         and the tokens still to be written.
         """
         rows, width = input_ids.shape
-        device, dtype = input_ids.device, self.model.model.embed_tokens.weight.dtype
-        self.params = self._layers()
-        self.embed = self.model.model.embed_tokens.weight
-        self.final_norm = self.model.model.norm.weight
-        self.head = self.model.get_output_embeddings().weight
-        inv_freq = self.model.model.rotary_emb.inv_freq.to(device=device, dtype=torch.float32)
-        angles = torch.arange(int(positions.max()) + capacity + 1, device=device, dtype=torch.float32)
-        angles = angles[:, None] * inv_freq
-        angles = torch.cat([angles, angles], dim=-1)
-        self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
+        device, dtype = input_ids.device, self.dtype
+        self._prepare(device, dtype, int(positions.max()) + capacity + 1)
         prefixes = prefixes or [None] * rows
         history = max((p.bias.shape[0] for p in prefixes if p is not None), default=0)
         shape = (len(self.params), rows, self.kv_heads, history + capacity, self.head_dim)
@@ -237,22 +250,16 @@ class LeanDecoder:
         rows, width = input_ids.shape
         heads, kv_heads, dim = self.heads, self.kv_heads, self.head_dim
         end = column + width
-        cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D)
-        hidden = F.embedding(input_ids, self.embed)
+        hidden = self._embed(input_ids, positions)
         for index, layer in enumerate(self.params):
-            x = self._norm(hidden, layer.norm1)
-            qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(rows, width, heads + 2 * kv_heads, dim)
-            qk, v = qkv[:, :, : heads + kv_heads], qkv[:, :, heads + kv_heads:]
-            half = dim // 2
-            rotated = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
-            qk = qk * cos + rotated * sin
-            q = qk[:, :, :heads].transpose(1, 2)
+            q, k, v = self._project(layer, hidden, positions)
+            q = q.transpose(1, 2)
             if subset is None:
-                self.keys[index, :, :, column:end] = qk[:, :, heads:].transpose(1, 2)
+                self.keys[index, :, :, column:end] = k.transpose(1, 2)
                 self.values[index, :, :, column:end] = v.transpose(1, 2)
                 keys, values = self.keys[index, :, :, :end], self.values[index, :, :, :end]
             else:
-                self.keys[index, subset, :, column:end] = qk[:, :, heads:].transpose(1, 2)
+                self.keys[index, subset, :, column:end] = k.transpose(1, 2)
                 self.values[index, subset, :, column:end] = v.transpose(1, 2)
                 keys, values = self.keys[index, subset, :, :end], self.values[index, subset, :, :end]
             if width == 1:
@@ -260,7 +267,111 @@ class LeanDecoder:
             else:
                 attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scale,
                                                           enable_gqa=kv_heads != heads).transpose(1, 2)
-            hidden = hidden + F.linear(attended.reshape(rows, width, heads * dim), layer.out, layer.out_bias)
-            gate, up = F.linear(self._norm(hidden, layer.norm2), layer.gate_up).chunk(2, dim=-1)
-            hidden = hidden + F.linear(F.silu(gate) * up, layer.down)
-        return F.linear(self._norm(hidden[:, -1], self.final_norm), self.head)
+            hidden = self._finish_layer(layer, hidden, attended.reshape(rows, width, heads * dim))
+        return self._logits(hidden[:, -1])
+
+
+class LlamaDecoder(LeanDecoder):
+    """RMSNorm, rotary positions, grouped-query attention, gated SiLU MLP."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        config = model.config
+        heads = int(config.num_attention_heads)
+        super().__init__(model, heads, int(getattr(config, "num_key_value_heads", None) or heads),
+                         int(getattr(config, "head_dim", None) or config.hidden_size // heads))
+        self.eps = float(config.rms_norm_eps)
+
+    def _prepare(self, device: torch.device, dtype: torch.dtype, max_position: int) -> None:
+        base = self.model.model
+        self.params = []
+        for block in base.layers:
+            attn, mlp = block.self_attn, block.mlp
+            projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+            biases = [p.bias for p in projections]
+            self.params.append(_Layer(
+                norm1=block.input_layernorm.weight, norm1_bias=None,
+                qkv=torch.cat([p.weight for p in projections]),
+                qkv_bias=torch.cat(biases) if all(b is not None for b in biases) else None,
+                out=attn.o_proj.weight, out_bias=attn.o_proj.bias,
+                norm2=block.post_attention_layernorm.weight, norm2_bias=None,
+                up=torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), up_bias=None,
+                down=mlp.down_proj.weight, down_bias=None,
+            ))
+        self.embed = base.embed_tokens.weight
+        self.final_norm = base.norm.weight
+        self.head = self.model.get_output_embeddings().weight
+        inv_freq = base.rotary_emb.inv_freq.to(device=device, dtype=torch.float32)
+        angles = torch.arange(max_position, device=device, dtype=torch.float32)[:, None] * inv_freq
+        angles = torch.cat([angles, angles], dim=-1)
+        self.cos, self.sin = angles.cos().to(dtype), angles.sin().to(dtype)
+
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return F.rms_norm(x, (x.shape[-1],), weight, self.eps)
+        # transformers normalises in float32 and casts back before the weight
+        return weight * F.rms_norm(x.float(), (x.shape[-1],), None, self.eps).to(x.dtype)
+
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.embed)
+
+    def _project(self, layer: _Layer, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        rows, width = hidden.shape[:2]
+        heads, kv_heads, dim = self.heads, self.kv_heads, self.head_dim
+        qkv = F.linear(self._norm(hidden, layer.norm1), layer.qkv, layer.qkv_bias)
+        qkv = qkv.view(rows, width, heads + 2 * kv_heads, dim)
+        qk, v = qkv[:, :, : heads + kv_heads], qkv[:, :, heads + kv_heads:]
+        cos, sin = self.cos[positions][:, :, None], self.sin[positions][:, :, None]  # (B, T, 1, D)
+        half = dim // 2
+        qk = qk * cos + torch.cat([-qk[..., half:], qk[..., :half]], dim=-1) * sin
+        return qk[:, :, :heads], qk[:, :, heads:], v
+
+    def _finish_layer(self, layer: _Layer, hidden: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        hidden = hidden + F.linear(attended, layer.out, layer.out_bias)
+        gate, up = F.linear(self._norm(hidden, layer.norm2), layer.up).chunk(2, dim=-1)
+        return hidden + F.linear(F.silu(gate) * up, layer.down)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(self._norm(hidden, self.final_norm), self.head)
+
+
+class GPT2Decoder(LeanDecoder):
+    """LayerNorm, learned absolute positions, fused biased q/k/v (Conv1D: weights stored
+    input-major), tanh-approximated GELU MLP."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        config = model.config
+        heads = int(config.n_head)
+        super().__init__(model, heads, heads, int(config.n_embd) // heads)
+        self.eps = float(config.layer_norm_epsilon)
+
+    def _prepare(self, device: torch.device, dtype: torch.dtype, max_position: int) -> None:
+        base = self.model.transformer
+        self.params = [_Layer(
+            norm1=block.ln_1.weight, norm1_bias=block.ln_1.bias,
+            qkv=block.attn.c_attn.weight.t(), qkv_bias=block.attn.c_attn.bias,
+            out=block.attn.c_proj.weight.t(), out_bias=block.attn.c_proj.bias,
+            norm2=block.ln_2.weight, norm2_bias=block.ln_2.bias,
+            up=block.mlp.c_fc.weight.t(), up_bias=block.mlp.c_fc.bias,
+            down=block.mlp.c_proj.weight.t(), down_bias=block.mlp.c_proj.bias,
+        ) for block in base.h]
+        self.embed, self.positions = base.wte.weight, base.wpe.weight
+        self.final_norm, self.final_norm_bias = base.ln_f.weight, base.ln_f.bias
+        self.head = self.model.get_output_embeddings().weight
+
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return F.embedding(input_ids, self.embed) + F.embedding(positions, self.positions)
+
+    def _project(self, layer: _Layer, hidden: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        rows, width = hidden.shape[:2]
+        x = F.layer_norm(hidden, (hidden.shape[-1],), layer.norm1, layer.norm1_bias, self.eps)
+        q, k, v = F.linear(x, layer.qkv, layer.qkv_bias).view(rows, width, 3 * self.heads, self.head_dim).chunk(3, dim=2)
+        return q, k, v
+
+    def _finish_layer(self, layer: _Layer, hidden: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        hidden = hidden + F.linear(attended, layer.out, layer.out_bias)
+        x = F.layer_norm(hidden, (hidden.shape[-1],), layer.norm2, layer.norm2_bias, self.eps)
+        return hidden + F.linear(F.gelu(F.linear(x, layer.up, layer.up_bias), approximate="tanh"), layer.down, layer.down_bias)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(hidden, (hidden.shape[-1],), self.final_norm, self.final_norm_bias, self.eps)
+        return F.linear(x, self.head)
