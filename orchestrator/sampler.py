@@ -4,7 +4,7 @@ One call generates one turn for every active episode: rows are left-padded, posi
 come from the attention mask (the training forward uses the same positions), each row
 stops on its own at a stop id or its own token budget, and finished rows are dropped
 from the cache so the batch only pays for rows still writing. With the lean decoder
-(Llama family), an episode's keys and values are also kept from one turn to the next, so
+(Llama family, GPT-2), an episode's keys and values are also kept from one turn to the next, so
 a turn encodes only the stop token and the tool output appended since the last one.
 
 Why not ``model.generate``: we need per-row budgets (``max_length`` differs by row after
@@ -78,7 +78,7 @@ class _TransformersStepper:
 
 
 class _LeanStepper:
-    """The lean Llama-family forward. Finished rows are dropped once they are a quarter of the
+    """The lean forward (orchestrator/lean_decoder.py). Finished rows are dropped once they are a quarter of the
     batch (a drop copies the cache; a finished row costs little to carry), and every finished
     row's keys and values are saved for its episode's next turn."""
 
@@ -194,7 +194,6 @@ class TurnSampler:
             logits = stepper.step(tokens, next_pos)
             next_pos = next_pos + 1
         return out
-
 
     def _shared_prefix(self, sequences: list[list[int]], device: torch.device) -> list[RowCache | None]:
         """Encode the prompts' common beginning once (an instruction, few-shot examples, "What
