@@ -55,14 +55,29 @@ class PPOLearner:
 
     @torch.no_grad()
     def _score_batch(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Old logprobs and values (policy) and reference logprobs, without gradients."""
-        logits, values = unwrap(self.policy)(batch.input_ids, batch.attention_mask, batch.position_ids)
-        old_logprobs = logprobs_of(logits, batch.input_ids)
-        ref_logits = self.ref_model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids, use_cache=False
-        ).logits
-        ref_logprobs = logprobs_of(ref_logits, batch.input_ids)
-        return old_logprobs, values[:, :-1].float(), ref_logprobs
+        """Old logprobs and values (policy) and reference logprobs, without gradients.
+
+        Scored in chunks of episodes of similar length, each cut to its own longest episode
+        (right padding and causal attention: the same numbers as one full-width pass); past
+        an episode's end the tensors hold zeros, which the action mask never reads.
+        """
+        n, width = batch.input_ids.shape
+        old_logprobs = torch.zeros((n, width - 1), device=self.device)
+        ref_logprobs = torch.zeros((n, width - 1), device=self.device)
+        old_values = torch.zeros((n, width - 1), device=self.device)
+        by_length = torch.argsort(batch.attention_mask.sum(1), descending=True)
+        for start in range(0, n, self.cfg.minibatch_size):
+            idx = by_length[start : start + self.cfg.minibatch_size]
+            chunk = batch.select(idx)
+            w = chunk.width()
+            chunk = chunk.trim(w)
+            logits, values = unwrap(self.policy)(chunk.input_ids, chunk.attention_mask, chunk.position_ids)
+            old_logprobs[idx, : w - 1] = logprobs_of(logits, chunk.input_ids).float()
+            old_values[idx, : w - 1] = values[:, :-1].float()
+            ref_logits = self.ref_model(input_ids=chunk.input_ids, attention_mask=chunk.attention_mask,
+                                        position_ids=chunk.position_ids, use_cache=False).logits
+            ref_logprobs[idx, : w - 1] = logprobs_of(ref_logits, chunk.input_ids).float()
+        return old_logprobs, old_values, ref_logprobs
 
     def step(self, episodes: list[Episode], progress: float = 0.0) -> dict[str, float]:
         """One PPO update. ``progress`` in [0, 1) is the share of the run already done: with

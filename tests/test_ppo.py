@@ -131,3 +131,39 @@ def test_collate_masks_follow_segments():
 def test_invalid_ppo_config_names_the_key():
     with pytest.raises(ValueError, match="algo.cliprange"):
         PPOConfig(cliprange=0)
+
+
+def test_scoring_in_length_sorted_chunks_equals_one_full_width_pass():
+    """The learner scores old/reference log-probs and values in chunks cut to their own width:
+    on every position an action can sit on, the numbers are those of one full-width pass."""
+    import copy
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.learner import PPOLearner
+    from orchestrator.models.policy import PolicyWithValue
+
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=2, max_position_embeddings=64)).eval()
+    ref = copy.deepcopy(lm)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    policy = PolicyWithValue(lm)
+    episodes = []
+    for n in (3, 9, 2, 6, 12):
+        ep = Episode.from_prompt([1, 2], "p")
+        ep.add("model", [int(t) for t in torch.randint(3, 20, (n,))], "m")
+        episodes.append(ep)
+    learner = PPOLearner(policy, ref, PPOConfig(minibatch_size=2), pad_id=0, device=torch.device("cpu"))
+    batch = collate(episodes, pad_id=0)
+    old, values, ref_lp = learner._score_batch(batch)
+    with torch.no_grad():
+        logits, full_values = policy(batch.input_ids, batch.attention_mask, batch.position_ids)
+        ref_logits = ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits
+    mask = batch.action_mask.bool()
+    assert torch.allclose(old[mask], logprobs_of(logits, batch.input_ids)[mask], atol=1e-5)
+    assert torch.allclose(values[mask], full_values[:, :-1][mask], atol=1e-5)
+    assert torch.allclose(ref_lp[mask], logprobs_of(ref_logits, batch.input_ids)[mask], atol=1e-5)
+    assert not torch.allclose(old[mask], ref_lp[mask], atol=1e-3)  # the two models differ
