@@ -39,7 +39,8 @@ def qwen2() -> torch.nn.Module:
 def gpt2() -> torch.nn.Module:
     """Learned positions, LayerNorm with biases, Conv1D weights."""
     torch.manual_seed(2)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=128, n_embd=64, n_layer=2, n_head=4)).eval()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, n_positions=128, n_embd=64, n_layer=2, n_head=4,
+                                       bos_token_id=0, eos_token_id=0)).eval()
     with torch.no_grad():  # random init leaves biases and LayerNorm at identity; make them matter
         for name, param in model.named_parameters():
             if name.endswith("bias") or ".ln_" in name:
@@ -106,7 +107,7 @@ def test_sampler_draws_the_same_tokens_with_and_without_it(name, temperature):
 
 def test_models_it_does_not_reproduce_use_the_transformers_forward():
     scaled_gpt2 = GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=1, n_head=2,
-                             scale_attn_by_inverse_layer_idx=True)
+                             scale_attn_by_inverse_layer_idx=True, bos_token_id=0, eos_token_id=0)
     assert lean_decoder_for(GPT2LMHeadModel(scaled_gpt2)) is None
     scaled = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                          num_attention_heads=2, rope_scaling={"rope_type": "linear", "factor": 2.0})
