@@ -6,9 +6,12 @@ Config (``conf/tools``), built inside a Ray tool actor::
     name: PythonInterpreter
     timeout_s: 5.0
     max_output_chars: 1000
+    isolation: full        # or userns | rlimits | none, named explicitly (docs/sandbox.md)
 
 The sandbox pool (pre-forked workers) is started on the first call, in the actor's own
-process, and stopped when that process exits. A program that fails is still an answer:
+process, and stopped when that process exits. The isolation is checked when the tool is
+built: where ``isolation`` cannot be given, construction raises
+:class:`IsolationUnavailable` with one line saying what is missing. A program that fails is still an answer:
 the model sees what it printed, why it stopped (which limit, or the exit code) and the
 tail of its traceback, so it can fix the program. Only a failure of the sandbox itself
 raises :class:`ToolError`.
@@ -24,7 +27,9 @@ import threading
 from typing import Any, Sequence
 
 from orchestrator.tools.base import ToolError
-from orchestrator.tools.sandbox import SandboxConfig, SandboxLimits, SandboxPool, SandboxResult
+from orchestrator.tools.sandbox import (
+    IsolationUnavailable, SandboxConfig, SandboxLimits, SandboxPool, SandboxResult, isolation_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ class PythonInterpreter:
         max_processes: int = 8,
         file_size_mb: int = 16,
         num_workers: int = 0,
-        isolation: str = "auto",
+        isolation: str = "full",
         preload: Sequence[str] | None = None,
         python: str | None = None,
     ) -> None:
@@ -87,6 +92,9 @@ class PythonInterpreter:
         if python is not None:
             config_kwargs["python"] = str(python)
         self.config = SandboxConfig(**config_kwargs)
+        problem = isolation_problem(self.config.isolation)
+        if problem is not None:
+            raise IsolationUnavailable(problem)
         self._pool: SandboxPool | None = None
         self._lock = threading.Lock()
 

@@ -6,11 +6,16 @@
 
 The policy writes these programs, so they are hostile by assumption: no network, no host
 environment or files, an unprivileged uid, a read-only system, a private /tmp and limits
-on CPU, wall time, memory, processes, file size and output. ``isolation_report()`` says
-what this machine actually gave (see ``docs/sandbox.md``).
+on CPU, wall time, memory, processes, file size and output. Full isolation is the default
+and required: where a layer is missing the sandbox refuses to start, and
+``isolation_problem(mode)`` says why in one line, without starting anything (a run's config
+check calls it). ``isolation_report()`` says what this machine gave, measured from inside
+(see ``docs/sandbox.md``).
 
-Layout: ``config`` (limits, result), ``launch`` (bubblewrap command lines), ``zygote``
-(runs inside the sandbox), ``pool`` (pre-forked workers), ``probe`` (measured isolation).
+Layout: ``config`` (limits, result), ``isolation`` (settings and their check), ``launch``
+(bubblewrap command lines), ``zygote`` with ``zygote_memory`` and ``zygote_cleanup`` (run
+inside the sandbox), ``pool`` (pre-forked workers), ``probe`` with ``probe_inside``
+(measured isolation).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import threading
 from typing import Any
 
 from orchestrator.tools.sandbox.config import LIMIT_NAMES, SandboxConfig, SandboxLimits, SandboxResult
+from orchestrator.tools.sandbox.isolation import ISOLATION_MODES, IsolationUnavailable, isolation_problem
 from orchestrator.tools.sandbox.pool import SandboxPool, run_once
 
 __all__ = [
-    "LIMIT_NAMES", "SandboxConfig", "SandboxLimits", "SandboxPool", "SandboxResult",
-    "default_pool", "isolation_report", "run_once", "run_python",
+    "ISOLATION_MODES", "LIMIT_NAMES", "IsolationUnavailable", "SandboxConfig", "SandboxLimits", "SandboxPool",
+    "SandboxResult", "default_pool", "isolation_problem", "isolation_report", "run_once", "run_python",
 ]
 
 _default: SandboxPool | None = None

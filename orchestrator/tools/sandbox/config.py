@@ -1,8 +1,9 @@
 """What a sandboxed run may use (:class:`SandboxLimits`, :class:`SandboxConfig`) and what it gave back.
 
 Limits are per program run. Most are kernel rlimits set in the forked child, so they are
-per *process*: memory is ``memory_bytes`` for each of at most ``max_processes`` tasks
-(threads count as tasks). ``docs/sandbox.md`` says what that bounds and what it does not.
+per *process*; memory is bounded twice: ``memory_bytes`` of address space per process and
+``memory_bytes`` of resident memory for all of the run's processes together (the zygote
+adds them up while the run lasts). ``docs/sandbox.md`` says what that bounds and what not.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from orchestrator.tools.sandbox.isolation import mode_problem
 
 # Names of the limits a run can hit, as reported in ``SandboxResult.limit_hit``.
 LIMIT_NAMES = ("wall_time", "cpu_time", "memory", "processes", "file_size", "disk", "output")
@@ -25,7 +28,8 @@ class SandboxLimits:
     timeout_s: float = 5.0
     # Seconds of CPU time per process (RLIMIT_CPU); None: the wall timeout rounded up.
     cpu_s: int | None = None
-    # Address space per process in bytes (RLIMIT_AS). 512 MiB runs numpy; 10 GB asks fail.
+    # Address space per process in bytes (RLIMIT_AS), and resident memory of all the run's
+    # processes together (killed beyond it). 512 MiB runs numpy; 10 GB asks fail.
     memory_bytes: int = 512 << 20
     # Tasks (processes + threads) the run's uid may hold (RLIMIT_NPROC), the zygote included.
     max_processes: int = 8
@@ -78,9 +82,9 @@ class SandboxConfig:
     uid_base: int = 3_000_000_000
     # Extra host paths bound read-only at the same place (e.g. a venv outside the prefix).
     extra_ro_binds: tuple[str, ...] = ()
-    # "auto": bubblewrap when it works, else rlimits only (loud warning). "bwrap": refuse to
-    # run without bubblewrap. "none": rlimits only (tests of the fallback).
-    isolation: str = "auto"
+    # "full" (bubblewrap, every layer; refuses to start without one), or a weaker setting
+    # that must be named: "userns", "rlimits", "none" (isolation.py, docs/sandbox.md).
+    isolation: str = "full"
     # Load the seccomp deny list (seccomp.py) in every worker. Off only to measure its cost.
     seccomp: bool = True
     # Files allowed in /tmp after a run before the worker is recycled instead of wiped.
@@ -89,8 +93,9 @@ class SandboxConfig:
     start_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.isolation not in ("auto", "bwrap", "none"):
-            raise ValueError(f"isolation must be 'auto', 'bwrap' or 'none', got {self.isolation!r}")
+        problem = mode_problem(self.isolation)
+        if problem is not None:
+            raise ValueError(problem)
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         if not 0 < self.uid_base < 2**32 - 1024:

@@ -1,20 +1,22 @@
-"""Command lines that start one sandbox worker: bubblewrap around the zygote, or the fallback.
+"""Command lines that start one sandbox worker: bubblewrap around the zygote, or the fallbacks.
 
-Three modes, picked by :func:`choose_mode`:
+Four launchers, one per isolation setting (``isolation.LAUNCHERS``):
 
-- ``bwrap-root`` (we are root): bubblewrap without a user namespace, with new PID, network,
-  IPC, UTS and cgroup namespaces. The zygote keeps CAP_SETUID/CAP_SETGID just long enough to
-  drop to a uid of its own (``uid_base + slot``), so RLIMIT_NPROC applies (it never applies
-  to root, even inside a user namespace where root maps to host root).
-- ``bwrap-userns`` (not root): bubblewrap in an unprivileged user namespace as uid 65534,
-  which maps to our own uid outside; further user namespaces are disabled.
-- ``rlimits`` (no bubblewrap, or it cannot start here): the zygote runs as a plain process
-  with a cleared environment, a private temporary directory, a dropped uid when root, and
-  the same rlimits. No network or filesystem isolation: :mod:`probe` says so, loudly.
+- ``bwrap-root`` (``full``; we are root): bubblewrap without a user namespace, with new PID,
+  network, IPC, UTS and cgroup namespaces. The zygote keeps CAP_SETUID/CAP_SETGID just long
+  enough to drop to a uid of its own (``uid_base + slot``), so RLIMIT_NPROC applies (it never
+  applies to root, even inside a user namespace where root maps to host root).
+- ``bwrap-userns`` (``userns``; not root): bubblewrap in an unprivileged user namespace as
+  uid 65534, which maps to our own uid outside; further user namespaces are disabled.
+- ``rlimits``: the zygote as a plain process with a cleared environment, a private temporary
+  directory, a dropped uid when root, rlimits, seccomp and the memory watch.
+- ``none``: a plain process with a cleared environment and a private temporary directory.
 
 Only ``/usr`` (and the merged-/usr links), the dynamic loader's cache and the interpreter's
-own install tree are visible, read-only, at their host paths. Home, /etc, the project and
-every other host path are simply absent.
+install tree are visible, read-only, at their host paths; site-packages that lie elsewhere
+(a virtual environment inside the project, say) are bound at neutral paths under
+``/sandbox``, so no parent directory of theirs (the project) appears. Home, /etc, the project
+and every other host path are absent.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ from functools import lru_cache
 from pathlib import Path
 
 from orchestrator.tools.sandbox.config import SandboxConfig
+from orchestrator.tools.sandbox.isolation import INSTALL_BWRAP, LAUNCHERS
 from orchestrator.tools.sandbox.seccomp import build_filter
 
-ZYGOTE_SOURCE = (Path(__file__).with_name("zygote.py")).read_text()
+_HERE = Path(__file__).parent
+ZYGOTE_SOURCE = (_HERE / "zygote.py").read_text()
+# Standard-library helpers the zygote loads from source (no project file is visible inside).
+ZYGOTE_HELPERS = {name: (_HERE / f"{name}.py").read_text() for name in ("zygote_cleanup", "zygote_memory")}
+# Where site-packages outside the bound trees appear inside the sandbox (one per directory).
+SITE_MOUNT = "/sandbox/site-packages"
 # Environment of every sandboxed program. Nothing is inherited from the host.
 SANDBOX_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -63,58 +71,87 @@ class WorkerSpec:
     cleanup_dirs: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class MountPlan:
+    """What the sandbox binds for one interpreter.
+
+    ``roots`` are bound read-only at their own paths (the interpreter's install tree, when it
+    is not under /usr); ``site_binds`` are (host directory, path inside) pairs; ``sys_path``
+    is what the zygote appends to ``sys.path`` inside (the paths as the sandbox sees them).
+    """
+
+    roots: tuple[str, ...]
+    site_binds: tuple[tuple[str, str], ...]
+    sys_path: tuple[str, ...]
+    host_site_dirs: tuple[str, ...]
+
+
 def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
 def choose_mode(cfg: SandboxConfig) -> str:
-    """The strongest mode this machine can try for ``cfg`` (the probe then checks it works)."""
-    if cfg.isolation == "none":
-        return "rlimits"
-    if bwrap_path() is None:
-        if cfg.isolation == "bwrap":
-            raise RuntimeError("isolation='bwrap' but bubblewrap is not installed (apt-get install bubblewrap)")
-        return "rlimits"
-    return "bwrap-root" if os.geteuid() == 0 else "bwrap-userns"
+    """The launcher of ``cfg.isolation`` (``isolation_problem`` says whether it can run here)."""
+    return LAUNCHERS[cfg.isolation]
 
 
 @lru_cache(maxsize=8)
-def interpreter_layout(python: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Directories the sandbox needs to run ``python`` (its prefixes) and its site-packages.
-
-    The interpreter runs with ``-S`` and the zygote puts the site-packages on ``sys.path``
-    itself: no ``.pth`` file runs in the sandbox (they cost ~30-100 ms per start here, and an
-    editable install's finder would point into the project).
-    """
+def _interpreter_info(python: str) -> tuple[str, tuple[str, ...]]:
+    """``python``'s base prefix (its install tree; a virtual environment's base interpreter)
+    and its site-packages directories."""
     if os.path.realpath(python) == os.path.realpath(sys.executable):
         import site
 
-        roots, site_dirs = {sys.prefix, sys.base_prefix}, list(site.getsitepackages())
-    else:
-        out = subprocess.run(
-            [python, "-I", "-c", "import json, site, sys; print(json.dumps([[sys.prefix, sys.base_prefix], site.getsitepackages()]))"],
-            capture_output=True, text=True, check=True, timeout=30, env=SANDBOX_ENV,
-        )
-        prefixes, site_dirs = json.loads(out.stdout)
-        roots = set(prefixes)
-    roots.add(str(Path(os.path.realpath(python)).parent.parent))
-    bound = tuple(sorted({_outside_usr(os.path.realpath(r)) for r in roots} - {""}))
-    return bound, tuple(d for d in site_dirs if os.path.isdir(d))
+        return sys.base_prefix, tuple(site.getsitepackages())
+    out = subprocess.run(
+        [python, "-I", "-c", "import json, site, sys; print(json.dumps([sys.base_prefix, site.getsitepackages()]))"],
+        capture_output=True, text=True, check=True, timeout=30, env=SANDBOX_ENV,
+    )
+    base, site_dirs = json.loads(out.stdout)
+    return base, tuple(site_dirs)
 
 
-def interpreter_roots(python: str) -> tuple[str, ...]:
-    return interpreter_layout(python)[0]
+def _inside(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def mount_plan(python: str) -> MountPlan:
+    """The binds that run ``python`` in the sandbox with its site-packages importable.
+
+    The interpreter runs with ``-S`` and the zygote puts the site-packages on ``sys.path``
+    itself: no ``.pth`` file runs in the sandbox (they cost ~30-100 ms per start here, and an
+    editable install's finder would point into the project). A virtual environment's own
+    prefix is never bound: its interpreter is a link to the base one, and only its
+    site-packages are needed, bound where no parent of theirs shows.
+    """
+    real = os.path.realpath(python)
+    base, site_dirs = _interpreter_info(real)
+    roots = {os.path.realpath(base)}
+    if not any(_inside(real, r) for r in roots):  # an interpreter outside its own prefix
+        roots.add(str(Path(real).parent.parent))
+    roots = {r for r in roots if not _inside(r, "/usr") and r != "/"}
+    bound = ("/usr", *roots)
+    binds: list[tuple[str, str]] = []
+    sys_path: list[str] = []
+    host_dirs: list[str] = []
+    for d in site_dirs:
+        d = os.path.realpath(d)
+        if not os.path.isdir(d) or d in host_dirs:
+            continue
+        host_dirs.append(d)
+        if any(_inside(d, tree) for tree in bound):
+            sys_path.append(d)
+        else:
+            inside = f"{SITE_MOUNT}/{len(binds)}"
+            binds.append((d, inside))
+            sys_path.append(inside)
+    return MountPlan(tuple(sorted(roots)), tuple(binds), tuple(sys_path), tuple(host_dirs))
 
 
 def _world_readable(path: str) -> bool:
     """Whether any uid can walk down to ``path`` and list it."""
     p = Path(path)
     return all(os.stat(d).st_mode & 0o001 for d in [p, *p.parents]) and bool(os.stat(p).st_mode & 0o004)
-
-
-def _outside_usr(path: str) -> str:
-    """``path`` unless /usr (always bound) already holds it."""
-    return "" if path == "/usr" or path.startswith("/usr/") else path
 
 
 def _bind_tree(paths: tuple[str, ...]) -> list[str]:
@@ -126,7 +163,7 @@ def _bind_tree(paths: tuple[str, ...]) -> list[str]:
     args: list[str] = []
     made: set[str] = {"/"}
     for path in sorted(set(paths)):
-        if any(path == done or path.startswith(done + "/") for done in paths if done != path):
+        if any(path != done and _inside(path, done) for done in paths):
             continue  # inside another bound tree
         for parent in reversed(Path(path).parents):
             if str(parent) not in made:
@@ -136,7 +173,8 @@ def _bind_tree(paths: tuple[str, ...]) -> list[str]:
     return args
 
 
-def _system_binds() -> list[str]:
+def system_binds() -> list[str]:
+    """bwrap args for the system every program needs: /usr, its links, the loader's cache."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in _SYSTEM_LINKS:
         host = f"/{name}"
@@ -149,51 +187,60 @@ def _system_binds() -> list[str]:
     return args
 
 
-def zygote_config(cfg: SandboxConfig, uid: int | None, tmp_dir: str, scratch_dirs: tuple[str, ...] = ()) -> str:
-    seccomp = build_filter() if cfg.seccomp else None
+def namespace_args(mode: str) -> list[str]:
+    """bwrap's namespace and privilege flags for launcher ``mode`` (``bwrap-root``/``bwrap-userns``)."""
+    args = ["--die-with-parent", "--new-session", "--as-pid-1", "--clearenv"]
+    args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
+    if mode == "bwrap-root":
+        return args + ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    return args + ["--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID_USERNS), "--gid", str(SANDBOX_UID_USERNS)]
+
+
+def zygote_config(cfg: SandboxConfig, mode: str, uid: int | None, tmp_dir: str, scratch_dirs: tuple[str, ...], sys_path: tuple[str, ...]) -> str:
+    seccomp = build_filter() if cfg.seccomp and mode != "none" else None
     return json.dumps({
         "uid": uid, "tmp_dir": tmp_dir, "scratch_dirs": list(scratch_dirs), "preload": list(cfg.preload),
-        "site_dirs": list(interpreter_layout(os.path.realpath(cfg.python))[1]),
-        "max_tmp_entries": cfg.max_tmp_entries, "seccomp": seccomp.hex() if seccomp else None,
+        "site_dirs": list(sys_path), "max_tmp_entries": cfg.max_tmp_entries, "seccomp": seccomp.hex() if seccomp else None,
+        "rlimits": mode != "none", "memory_watch": mode != "none",
     })
 
 
+def _zygote_argv(python: str, config: str) -> list[str]:
+    return [python, "-I", "-S", "-B", "-c", ZYGOTE_SOURCE, config, json.dumps(ZYGOTE_HELPERS)]
+
+
 def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = True) -> WorkerSpec:
-    """How to start worker ``slot`` in ``mode`` (``preload=False`` for one-shot workers)."""
+    """How to start worker ``slot`` with launcher ``mode`` (``preload=False`` for one-shot workers)."""
     if not preload:
         cfg = replace(cfg, preload=())
     python = os.path.realpath(cfg.python)
-    is_root = os.geteuid() == 0
-    drop_uid = cfg.uid_base + slot if is_root else None
-    if mode == "rlimits":
+    plan = mount_plan(python)
+    drop_uid = cfg.uid_base + slot if os.geteuid() == 0 and mode != "none" else None
+    if mode in ("rlimits", "none"):
         if drop_uid is not None and slot == 0:
-            for root in interpreter_roots(python):
+            for root in (*plan.roots, *plan.host_site_dirs):
                 if not _world_readable(root):
                     log.error(
-                        "rlimits mode: the sandbox uid cannot enter %s (a parent is not world-traversable); "
-                        "only modules the zygote preloads will import. Install bubblewrap.", root,
+                        "isolation=rlimits: the sandbox uid cannot enter %s (a parent is not world-traversable); "
+                        "only modules the zygote preloads will import", root,
                     )
         tmp_dir = tempfile.mkdtemp(prefix="toolrl-sandbox-")
         if drop_uid is not None:
             os.chown(tmp_dir, drop_uid, drop_uid)
         os.chmod(tmp_dir, 0o700)
         env = dict(SANDBOX_ENV, HOME=tmp_dir, TMPDIR=tmp_dir)
-        argv = [python, "-I", "-S", "-B", "-c", ZYGOTE_SOURCE, zygote_config(cfg, drop_uid, tmp_dir)]
+        argv = _zygote_argv(python, zygote_config(cfg, mode, drop_uid, tmp_dir, (), plan.host_site_dirs))
         return WorkerSpec(argv, env, mode, drop_uid if drop_uid is not None else os.getuid(), cwd=tmp_dir, cleanup_dirs=[tmp_dir])
 
     bwrap = bwrap_path()
     if bwrap is None:
-        raise RuntimeError("bubblewrap is not installed")
-    args = [bwrap, "--die-with-parent", "--new-session", "--as-pid-1", "--clearenv"]
-    args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"]
-    if mode == "bwrap-root":
-        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        uid = drop_uid
-    else:
-        args += ["--unshare-user", "--disable-userns", "--uid", str(SANDBOX_UID_USERNS), "--gid", str(SANDBOX_UID_USERNS)]
-        uid = os.getuid()
-    args += _system_binds()
-    args += _bind_tree(interpreter_roots(python) + tuple(os.path.realpath(p) for p in cfg.extra_ro_binds))
+        raise RuntimeError(f"bubblewrap is not installed: {INSTALL_BWRAP}")
+    args = [bwrap, *namespace_args(mode)]
+    uid = drop_uid if mode == "bwrap-root" else os.getuid()
+    args += system_binds()
+    args += _bind_tree(plan.roots + tuple(os.path.realpath(p) for p in cfg.extra_ro_binds))
+    for host, inside in plan.site_binds:
+        args += ["--ro-bind", host, inside]
     args += ["--proc", "/proc", "--dev", "/dev"]
     # POSIX semaphores and shared memory (multiprocessing) need a writable /dev/shm: a small one.
     args += ["--perms", "1777", "--size", str(cfg.shm_size_bytes), "--tmpfs", "/dev/shm"]
@@ -203,5 +250,6 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     for key, value in dict(SANDBOX_ENV, HOME="/tmp", TMPDIR="/tmp").items():
         args += ["--setenv", key, value]
-    args += ["--", python, "-I", "-S", "-B", "-c", ZYGOTE_SOURCE, zygote_config(cfg, drop_uid, "/tmp", ("/dev/shm",))]
+    config = zygote_config(cfg, mode, drop_uid if mode == "bwrap-root" else None, "/tmp", ("/dev/shm",), plan.sys_path)
+    args += ["--", *_zygote_argv(python, config)]
     return WorkerSpec(args, {"PATH": "/usr/bin:/bin"}, mode, uid)

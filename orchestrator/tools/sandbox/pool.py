@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from orchestrator.tools.sandbox.config import SandboxConfig, SandboxLimits, SandboxResult
+from orchestrator.tools.sandbox.isolation import IsolationUnavailable, isolation_problem, weak_mode_warning
 from orchestrator.tools.sandbox.launch import WorkerSpec, choose_mode, worker_spec
 
 log = logging.getLogger(__name__)
@@ -183,10 +184,22 @@ def run_on(worker: Worker, code: str, limits: SandboxLimits, timeout_s: float | 
     return SandboxResult.from_reply(reply), bool(reply.get("recycle"))
 
 
+def require_isolation(config: SandboxConfig) -> str:
+    """The launcher for ``config``; raises :class:`IsolationUnavailable` where its isolation
+    cannot be given, and logs the warning of a weaker setting (at every start)."""
+    problem = isolation_problem(config.isolation)
+    if problem is not None:
+        raise IsolationUnavailable(problem)
+    warning = weak_mode_warning(config.isolation)
+    if warning is not None:
+        log.warning(warning)
+    return choose_mode(config)
+
+
 def run_once(code: str, config: SandboxConfig | None = None, limits: SandboxLimits | None = None, timeout_s: float | None = None) -> SandboxResult:
     """Run ``code`` in a sandbox started for it alone (no pool): the slow baseline of the bench."""
     config = config or SandboxConfig()
-    worker = start_worker(config, choose_mode(config), 0, preload=False)
+    worker = start_worker(config, require_isolation(config), 0, preload=False)
     try:
         return run_on(worker, code, limits or SandboxLimits(), timeout_s)[0]
     finally:
@@ -194,12 +207,17 @@ def run_once(code: str, config: SandboxConfig | None = None, limits: SandboxLimi
 
 
 class SandboxPool:
-    """``num_workers`` pre-forked sandboxes. ``run`` blocks until a worker is free."""
+    """``num_workers`` pre-forked sandboxes. ``run`` blocks until a worker is free.
+
+    With ``isolation="full"`` (the default) the pool refuses to start, raising
+    :class:`IsolationUnavailable` with one line, where bubblewrap or any layer is missing, and
+    again when its probe (``probe=True``) finds a layer that does not hold from inside.
+    """
 
     def __init__(self, config: SandboxConfig | None = None, limits: SandboxLimits | None = None, probe: bool = True) -> None:
         self.config = config or SandboxConfig()
         self.limits = limits or SandboxLimits()
-        self.mode = choose_mode(self.config)
+        self.mode = require_isolation(self.config)
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._all: dict[int, Worker] = {}
         self._lock = threading.Lock()
@@ -211,6 +229,12 @@ class SandboxPool:
             from orchestrator.tools.sandbox.probe import probe_pool
 
             self.isolation = probe_pool(self)
+            if self.config.isolation == "full" and not self.isolation["full"]:
+                self.close()
+                raise IsolationUnavailable(
+                    f"isolation=full, but the sandbox's probe found layers that do not hold here: "
+                    f"{', '.join(self.isolation['gaps'])} (docs/sandbox.md)"
+                )
 
     def _start_all(self) -> None:
         slots = range(self.config.workers())
@@ -218,18 +242,11 @@ class SandboxPool:
             futures = [ex.submit(start_worker, self.config, self.mode, s, spawner=self._spawner) for s in slots]
         try:
             workers = [f.result() for f in futures]
-        except WorkerError as err:
-            for f in futures:  # the ones that did start
+        except WorkerError:
+            for f in futures:  # the ones that did start; never a weaker fallback
                 if f.exception() is None:
                     f.result().close(kill=True)
-            if self.mode == "rlimits" or self.config.isolation == "bwrap":
-                raise
-            log.error(
-                "SANDBOX DEGRADED: bubblewrap cannot start here (%s). Falling back to rlimits only: "
-                "NO network, filesystem or PID isolation. Set isolation='bwrap' to refuse instead.", err,
-            )
-            self.mode = "rlimits"
-            return self._start_all()
+            raise
         for w in workers:
             self._all[w.slot] = w
             self._idle.put(w)
@@ -247,6 +264,11 @@ class SandboxPool:
         """Host uids the workers' programs run as."""
         with self._lock:
             return [w.spec.uid for w in self._all.values()]
+
+    def worker_info(self) -> list[dict[str, Any]]:
+        """What each worker's zygote reported when it was ready (seccomp, memory watch, ...)."""
+        with self._lock:
+            return [dict(w.info) for w in self._all.values()]
 
     def run(self, code: str, timeout_s: float | None = None) -> SandboxResult:
         """Run ``code`` in an idle worker (waiting for one) under the pool's limits."""

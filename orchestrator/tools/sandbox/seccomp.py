@@ -6,8 +6,10 @@ Denied here: new namespaces (``unshare``, ``setns``, namespace flags on ``clone`
 gets ENOSYS, whose flags seccomp cannot read, and glibc falls back to ``clone``), ``ptrace``
 and ``process_vm_*`` (defence in depth for the zygote, which shares the program's uid),
 kernel-facing interfaces with a record of exploits (``bpf``, ``perf_event_open``,
-``userfaultfd``, ``io_uring_*``, keyrings), mounts, and module/kexec/reboot calls. Other
-ABIs (x32, 32-bit) are refused outright, or they would bypass the numbers below.
+``userfaultfd``, ``io_uring_*``, keyrings), mounts, module/kexec/reboot calls, and System V
+IPC (``shmget`` and friends: segments are memory no process's RSS shows, and they outlive
+the program; Python's multiprocessing uses POSIX shared memory in ``/dev/shm`` instead).
+Other ABIs (x32, 32-bit) are refused outright, or they would bypass the numbers below.
 
 The zygote installs the filter on itself (after ``PR_SET_NO_NEW_PRIVS``), so every child
 inherits it; this works in every mode, the rlimits fallback included.
@@ -38,6 +40,7 @@ _DENIED_NAMES = (
     "fsmount", "fspick", "mount_setattr", "name_to_handle_at", "open_by_handle_at", "init_module",
     "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff",
     "acct", "personality", "syslog", "quotactl",
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop", "msgget", "msgsnd", "msgrcv", "msgctl",
 )
 # Syscall numbers per architecture: (AUDIT_ARCH, {name: nr}, clone nr, clone3 nr, x32 bit)
 _X86_64 = {
@@ -48,6 +51,8 @@ _X86_64 = {
     "name_to_handle_at": 303, "open_by_handle_at": 304, "init_module": 175, "finit_module": 313, "delete_module": 176,
     "kexec_load": 246, "kexec_file_load": 320, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163,
     "personality": 135, "syslog": 103, "quotactl": 179,
+    "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220,
+    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
 }
 _AARCH64 = {
     "unshare": 97, "setns": 268, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "bpf": 280,
@@ -57,6 +62,8 @@ _AARCH64 = {
     "name_to_handle_at": 264, "open_by_handle_at": 265, "init_module": 105, "finit_module": 273, "delete_module": 106,
     "kexec_load": 104, "kexec_file_load": 294, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89,
     "personality": 92, "syslog": 116, "quotactl": 60,
+    "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193, "semctl": 191, "semtimedop": 192,
+    "msgget": 186, "msgsnd": 189, "msgrcv": 188, "msgctl": 187,
 }
 _ARCHES = {
     "x86_64": (0xC000003E, _X86_64, 56, 435, True),

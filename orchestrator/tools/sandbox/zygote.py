@@ -9,6 +9,11 @@ a child cannot ptrace it or open its pipes through /proc. Being PID 1 also lets 
 run with ``kill(-1, SIGKILL)``, which reaches every process the run left behind, daemons
 included, and nothing outside the namespace.
 
+While a run lasts the zygote also adds up the memory of all its processes (``zygote_memory``)
+and ends the run past ``memory_bytes``; after it, it empties the scratch directories and
+removes SysV IPC objects (``zygote_cleanup``). Those two helpers come as source text in
+``argv[2]`` (no project file is visible inside) and are loaded as modules at start.
+
 Protocol on fds 0/1: frames of a 4-byte big-endian length and UTF-8 JSON. The zygote
 sends one ``ready`` frame, then answers each request frame with one reply frame. EOF on
 fd 0 ends it (and, as PID 1, everything in the namespace).
@@ -24,6 +29,9 @@ import struct
 import sys
 import time
 import traceback  # imported here: a child may lack the rights to import it later (rlimits mode)
+import types
+
+cleanup = memory = None  # the helper modules, loaded by main() from argv[2]
 
 _LIMIT_MARKERS = (  # (text in the stderr tail, limit) for runs that failed on an rlimit
     ("MemoryError", "memory"),
@@ -95,7 +103,7 @@ def _recv():
     return None if body is None else json.loads(body)
 
 
-def _setup_child(req, out_w, err_w, tmp_dir):
+def _setup_child(req, out_w, err_w, tmp_dir, rlimits):
     """Session, fds 0-2, rlimits and working directory of a forked child."""
     os.setsid()
     null = os.open("/dev/null", os.O_RDONLY)
@@ -103,6 +111,14 @@ def _setup_child(req, out_w, err_w, tmp_dir):
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
     os.closerange(3, 65536)
+    if rlimits:
+        _set_rlimits(req)
+    os.chdir(tmp_dir)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote (matters without a PID namespace)
+
+
+def _set_rlimits(req):
     cpu = int(req["cpu_s"])
     for res, value in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
@@ -115,15 +131,12 @@ def _setup_child(req, out_w, err_w, tmp_dir):
         (resource.RLIMIT_MSGQUEUE, (0, 0)),
     ):
         resource.setrlimit(res, value)
-    os.chdir(tmp_dir)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    _prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the zygote (matters without a PID namespace)
 
 
-def _child(req, out_w, err_w, tmp_dir):
+def _child(req, out_w, err_w, tmp_dir, rlimits):
     """In the forked child: limits, fds, then the program. Never returns."""
     try:
-        _setup_child(req, out_w, err_w, tmp_dir)
+        _setup_child(req, out_w, err_w, tmp_dir, rlimits)
     except BaseException as exc:  # noqa: BLE001 - a sandbox fault, not the program's
         os.write(2, f"sandbox: child setup failed: {exc!r}\n".encode())
         os._exit(1)
@@ -173,31 +186,6 @@ def _child(req, out_w, err_w, tmp_dir):
         os._exit(code)
 
 
-def _wipe(root, max_entries):
-    """Empty ``root`` without recursion (a program may nest dirs deeply). False: recycle me."""
-    seen = 0
-    stack = [(os.path.join(root, name), False) for name in os.listdir(root)]
-    while stack:
-        path, emptied = stack.pop()
-        seen += 1
-        if seen > max_entries:
-            return False
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if emptied:
-                os.rmdir(path)
-                continue
-            os.chmod(path, 0o700)
-            stack.append((path, True))
-            stack.extend((os.path.join(path, name), False) for name in os.listdir(path))
-        else:
-            os.unlink(path)
-    return True
-
-
 def _classify(status, rusage, cpu_limit, stderr):
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -216,20 +204,83 @@ def _classify(status, rusage, cpu_limit, stderr):
     return None
 
 
+def _kill_run(pid):
+    """End the run: every process it left behind goes, daemons and fork bombs included."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)  # as PID 1: everything in the namespace but us
+        except ProcessLookupError:
+            pass
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for _ in range(200):  # a subreaper: orphans (setsid daemons included) are our descendants
+        left = [p for p in memory.descendants(os.getpid()) if memory.alive(p)]
+        if not left:
+            return
+        for child in left:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
+
+
+def _reap():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
+
+
+def _drain(fds, out, err, out_r, max_out, max_err):
+    """Read what dead writers left in the pipes, without blocking."""
+    for fd in fds:
+        os.set_blocking(fd, False)
+        try:
+            while len(out) < max_out or fd != out_r:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                if fd == out_r:
+                    out += chunk[: max_out - len(out)]
+                else:
+                    err += chunk
+                    del err[:-max_err]
+        except BlockingIOError:
+            pass
+
+
+def _clean_up(cfg):
+    """Empty the scratch directories and drop SysV IPC objects; (clean, short error or None)."""
+    try:
+        clean = all(cleanup.wipe_tree(d, int(cfg.get("max_tmp_entries", 10000))) for d in [cfg["tmp_dir"], *cfg.get("scratch_dirs", [])])
+        if os.getpid() == 1 and _LIBC:  # our own IPC namespace: whatever is in it is the run's
+            clean = cleanup.remove_sysv_ipc(_LIBC[0]) == 0 and clean
+        return clean, None
+    except OSError as exc:
+        return False, cleanup.short_error(exc)
+
+
 def _run(req, cfg):
     start = time.monotonic()
-    tmp_dir = cfg["tmp_dir"]
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(out_r)
         os.close(err_r)
-        _child(req, out_w, err_w, tmp_dir)
+        _child(req, out_w, err_w, cfg["tmp_dir"], cfg.get("rlimits", True))
     os.close(out_w)
     os.close(err_w)
     deadline = start + float(req["timeout_s"])
     max_out, max_err = int(req["max_stdout_bytes"]), int(req["max_stderr_bytes"])
+    memory_limit = int(req["memory_bytes"]) if cfg.get("memory_watch") else None
+    own_namespace = os.getpid() == 1
     out, err = bytearray(), bytearray()
     out_total = 0
     limit_hit = None
@@ -241,13 +292,20 @@ def _run(req, cfg):
         poller.register(fd, select.POLLIN)
     parent_gone = False
     open_fds = {out_r, err_r}
+    next_check = start + memory.TICK_S
     while status is None or open_fds:
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             timed_out, limit_hit = True, "wall_time"
             break
-        if status is not None and not open_fds:
-            break
+        if memory_limit is not None:
+            if now >= next_check:
+                if memory.run_bytes(own_namespace) > memory_limit:
+                    limit_hit = "memory"
+                    break
+                next_check = now + memory.TICK_S
+            remaining = min(remaining, next_check - now)
         events = poller.poll(remaining * 1000)
         if any(fd == 0 for fd, _ in events):
             parent_gone = True
@@ -272,44 +330,28 @@ def _run(req, cfg):
             break
         if status is not None and open_fds:
             break  # the program is done; background processes holding the pipes are not waited for
-    # End the run: every process it left behind goes, daemons and fork bombs included.
-    try:
-        if os.getpid() == 1:
-            os.kill(-1, signal.SIGKILL)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # nothing left to kill
+    _kill_run(pid)
     if parent_gone:
         os._exit(0)  # as PID 1, this ends the namespace and whatever still runs in it
     if status is None:
         _, status, rusage = os.wait4(pid, 0)
-    if os.getpid() == 1:
+    if own_namespace:
         while True:  # reap everything re-parented to us
             try:
                 os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-    for fd in list(open_fds):  # writers are dead: drain what they wrote, without blocking
-        os.set_blocking(fd, False)
-        try:
-            while len(out) < max_out or fd != out_r:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                if fd == out_r:
-                    out += chunk[: max_out - len(out)]
-                else:
-                    err += chunk
-                    del err[:-max_err]
-        except BlockingIOError:
-            pass
+    else:
+        _reap()
+    _drain(list(open_fds), out, err, out_r, max_out, max_err)
     for fd in (out_r, err_r, pidfd):
         os.close(fd)
     stderr = err.decode("utf-8", "replace")
     if limit_hit is None:
         limit_hit = _classify(status, rusage, int(req["cpu_s"]), stderr)
-    clean = all(_wipe(d, int(cfg.get("max_tmp_entries", 10000))) for d in [tmp_dir, *cfg.get("scratch_dirs", [])])
+    clean, problem = _clean_up(cfg)
+    if problem is not None:
+        stderr += f"\nsandbox: could not clean up after the program ({problem}); its sandbox is replaced\n"
     return {
         "stdout": out.decode("utf-8", "replace"),
         "stderr": stderr,
@@ -322,8 +364,20 @@ def _run(req, cfg):
     }
 
 
+def _load_helpers(sources):
+    """Make the helper modules from their source text (the sandbox sees no project file)."""
+    global cleanup, memory
+    loaded = {}
+    for name, source in sources.items():
+        module = types.ModuleType(name)
+        exec(compile(source, f"<{name}>", "exec"), module.__dict__)  # noqa: S102 - our own helper source
+        loaded[name] = module
+    cleanup, memory = loaded["zygote_cleanup"], loaded["zygote_memory"]
+
+
 def main():
     cfg = json.loads(sys.argv[1])
+    _load_helpers(json.loads(sys.argv[2]))
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)  # no handlers: as PID 1 these are then undeliverable from inside
     nnp = _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no setuid binary can raise a child's rights
@@ -336,17 +390,22 @@ def main():
     # PR_SET_PDEATHSIG again: changing uid cleared bwrap's --die-with-parent. Best effort (a
     # root bwrap may not signal our new uid); EOF on fd 0, even mid-run, is what ends us.
     _prctl(1, signal.SIGKILL)
+    # PR_SET_CHILD_SUBREAPER outside a PID namespace: a run's orphans stay ours to count and kill.
+    subreaper = os.getpid() == 1 or _prctl(36, 1)
     seccomp = _install_seccomp(cfg.get("seccomp"))
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
-    _wipe(tmp_dir, 1 << 30)
+    cleanup.wipe_tree(tmp_dir, 1 << 30)
     sys.path.extend(cfg.get("site_dirs", []))  # started with -S: site-packages without running .pth files
     for name in cfg.get("preload", []):
         try:
             __import__(name)
         except Exception:  # noqa: BLE001 - a missing optional module must not stop the worker
             pass
-    _send({"ready": True, "pid": os.getpid(), "uid": os.getuid(), "nnp": nnp, "non_dumpable": non_dumpable, "seccomp": seccomp})
+    _send({
+        "ready": True, "pid": os.getpid(), "uid": os.getuid(), "nnp": nnp, "non_dumpable": non_dumpable,
+        "seccomp": seccomp, "subreaper": subreaper, "memory_watch": bool(cfg.get("memory_watch")),
+    })
     while True:
         req = _recv()
         if req is None:
@@ -354,7 +413,7 @@ def main():
         try:
             reply = _run(req, cfg)
         except OSError as exc:
-            reply = {"error": f"zygote: {exc}", "recycle": True}
+            reply = {"error": f"zygote: {cleanup.short_error(exc)}", "recycle": True}
         _send(reply)
         if reply.get("recycle"):
             return
