@@ -18,6 +18,7 @@ from orchestrator.tools.base import ToolError, call_batch
 from orchestrator.tools.search import (
     BuildSettings,
     CorpusError,
+    IndexTargetError,
     PartialIndexError,
     SearchIndex,
     WikiSearch,
@@ -238,17 +239,79 @@ def test_bad_lines_are_skipped_and_counted(tmp_path: Path, caplog: pytest.LogCap
     assert read_manifest(tmp_path / "idx")["bad_lines"] == 2
 
 
-def test_strict_stops_but_keeps_a_usable_partial_index(tmp_path: Path) -> None:
+def test_strict_stops_but_keeps_a_usable_partial_index_beside_the_target(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "c.jsonl", [JSONL_LINES[0], JSONL_LINES[1], "{broken", JSONL_LINES[2]])
     out = tmp_path / "idx"
     with pytest.raises(PartialIndexError) as err:
         build_index(path, out, progress=False, strict=True, chunk_size=1)
+    partial = err.value.index_dir
+    assert partial is not None and partial.parent == tmp_path and partial.name.startswith("idx.partial-")
+    assert not out.exists(), "a partial build must not take the target's place"
     message = str(err.value)
-    assert f"{path}:3:" in message and str(out) in message and "2 passages" in message
-    manifest = read_manifest(out)
+    assert f"{path}:3:" in message and str(partial) in message and "2 passages" in message
+    manifest = read_manifest(partial)
     assert (manifest["complete"], manifest["passages"], manifest["stopped_at"]) == (False, 2, f"{path}:3")
-    assert WikiSearch(str(out)).call("radioactivity physicist").startswith("Marie Curie was")
-    assert stale_reason(path, out) is not None and "partial" in stale_reason(path, out)  # type: ignore[operator]
+    assert WikiSearch(str(partial)).call("radioactivity physicist").startswith("Marie Curie was")
+    assert stale_reason(path, partial) is not None and "partial" in stale_reason(path, partial)  # type: ignore[operator]
+
+
+def test_strict_never_replaces_a_complete_index(tmp_path: Path) -> None:
+    good = _write_jsonl(tmp_path / "good.jsonl", JSONL_LINES)
+    out = tmp_path / "idx"
+    build_index(good, out, progress=False)
+    before = read_manifest(out)
+    broken = _write_jsonl(tmp_path / "broken.jsonl", [JSONL_LINES[0], "{broken"])
+    with pytest.raises(PartialIndexError) as err:
+        build_index(broken, out, progress=False, strict=True)
+    assert read_manifest(out) == before and before["complete"] and before["passages"] == len(JSONL_LINES)
+    assert err.value.index_dir != out and read_manifest(err.value.index_dir)["passages"] == 1  # type: ignore[arg-type]
+    with pytest.raises(PartialIndexError) as again:  # a second one gets its own place
+        build_index(broken, out, progress=False, strict=True)
+    assert again.value.index_dir not in (out, err.value.index_dir)
+
+
+def test_build_refuses_a_directory_that_is_not_an_index(tmp_path: Path) -> None:
+    corpus = _write_jsonl(tmp_path / "c.jsonl", JSONL_LINES)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(IndexTargetError) as err:
+        build_index(corpus, out, progress=False)
+    assert str(out) in str(err.value) and "nothing was deleted" in str(err.value) and "\n" not in str(err.value)
+    assert (out / "notes.txt").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    with pytest.raises(IndexTargetError):
+        build_index(corpus, out, progress=False, strict=True)
+    (out / "manifest.json").write_text("not json")  # a manifest that is not ours
+    with pytest.raises(IndexTargetError):
+        build_index(corpus, out, progress=False)
+    assert (out / "notes.txt").read_text() == "my notes"
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(IndexTargetError, match="not a directory"):
+        build_index(corpus, a_file, progress=False)
+    assert not list(tmp_path.glob(".*building*")) and not list(tmp_path.glob("*.partial-*"))
+
+
+def test_build_may_fill_an_empty_directory_or_replace_our_index(tmp_path: Path) -> None:
+    corpus = _write_jsonl(tmp_path / "c.jsonl", JSONL_LINES)
+    out = tmp_path / "idx"
+    out.mkdir()
+    assert build_index(corpus, out, progress=False).passages == len(JSONL_LINES)
+    fewer = _write_jsonl(tmp_path / "d.jsonl", JSONL_LINES[:2])
+    assert build_index(fewer, out, progress=False).passages == 2 and read_manifest(out)["passages"] == 2
+
+
+def test_deeply_nested_json_line_is_skipped_and_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    path = _write_jsonl(tmp_path / "c.jsonl", [JSONL_LINES[0], deep, '{"id": "x", "contents": ' + deep + "}", JSONL_LINES[1]])
+    report = build_index(path, tmp_path / "idx", progress=False)
+    assert (report.passages, report.bad_lines) == (2, 2)
+    assert report.bad_line_examples[0] == f"{path}:2: JSON nested too deeply to read"
+    assert report.bad_line_examples[1].startswith(f"{path}:3:")
+    assert f"{path}:2:" in caplog.text
+    with pytest.raises(PartialIndexError, match=f"{path}:2:"):
+        build_index(path, tmp_path / "strict", progress=False, strict=True)
+    assert detect_format(path) == "jsonl"
 
 
 def test_strict_with_nothing_before_the_bad_line(tmp_path: Path) -> None:
@@ -348,7 +411,17 @@ def test_cli_strict_reports_where_the_partial_index_is(tmp_path: Path) -> None:
     path = _write_jsonl(tmp_path / "c.jsonl", [JSONL_LINES[0], "{broken"])
     done = _cli("build", "--corpus", str(path), "--out", str(tmp_path / "idx"), "--strict", "--quiet")
     assert done.returncode == 1
-    assert f"{path}:2:" in done.stderr and f"partial index at {tmp_path / 'idx'}" in done.stderr
+    assert f"{path}:2:" in done.stderr and f"partial index at {tmp_path / 'idx'}.partial-" in done.stderr
+    assert not (tmp_path / "idx").exists()
+
+
+def test_cli_refuses_a_directory_that_is_not_an_index(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "c.jsonl", JSONL_LINES)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my notes")
+    done = _cli("build", "--corpus", str(path), "--out", str(tmp_path / "mine"), "--quiet")
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "my notes"
 
 
 # ---------------------------------------------------------------- the Ray pool

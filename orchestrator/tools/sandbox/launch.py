@@ -98,8 +98,9 @@ def choose_mode(cfg: SandboxConfig) -> str:
 @lru_cache(maxsize=8)
 def _interpreter_info(python: str) -> tuple[str, tuple[str, ...]]:
     """``python``'s base prefix (its install tree; a virtual environment's base interpreter)
-    and its site-packages directories."""
-    if os.path.realpath(python) == os.path.realpath(sys.executable):
+    and its site-packages directories. ``python`` as given, not resolved: a virtual
+    environment is known by the path its interpreter is started from."""
+    if os.path.abspath(python) == os.path.abspath(sys.executable):
         import site
 
         return sys.base_prefix, tuple(site.getsitepackages())
@@ -125,7 +126,7 @@ def mount_plan(python: str) -> MountPlan:
     site-packages are needed, bound where no parent of theirs shows.
     """
     real = os.path.realpath(python)
-    base, site_dirs = _interpreter_info(real)
+    base, site_dirs = _interpreter_info(python)
     roots = {os.path.realpath(base)}
     if not any(_inside(real, r) for r in roots):  # an interpreter outside its own prefix
         roots.add(str(Path(real).parent.parent))
@@ -213,8 +214,8 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     """How to start worker ``slot`` with launcher ``mode`` (``preload=False`` for one-shot workers)."""
     if not preload:
         cfg = replace(cfg, preload=())
+    plan = mount_plan(cfg.python)
     python = os.path.realpath(cfg.python)
-    plan = mount_plan(python)
     drop_uid = cfg.uid_base + slot if os.geteuid() == 0 and mode != "none" else None
     if mode in ("rlimits", "none"):
         if drop_uid is not None and slot == 0:
@@ -239,6 +240,8 @@ def worker_spec(cfg: SandboxConfig, mode: str, slot: int, *, preload: bool = Tru
     uid = drop_uid if mode == "bwrap-root" else os.getuid()
     args += system_binds()
     args += _bind_tree(plan.roots + tuple(os.path.realpath(p) for p in cfg.extra_ro_binds))
+    if plan.site_binds:  # parents bwrap would make root-only, so a dropped uid could not enter
+        args += ["--perms", "0755", "--dir", str(Path(SITE_MOUNT).parent), "--perms", "0755", "--dir", SITE_MOUNT]
     for host, inside in plan.site_binds:
         args += ["--ro-bind", host, inside]
     args += ["--proc", "/proc", "--dev", "/dev"]

@@ -90,7 +90,14 @@ def _sensitive_files() -> list[str]:
         home / ".profile", home / ".gitconfig", home / ".ssh" / "id_rsa", home / ".cache" / "huggingface" / "token",
         PROJECT / "pyproject.toml", PROJECT / "README.md", Path(__file__).resolve(),
     ]
-    return [str(p) for p in candidates if p.is_file()]
+    return [str(p) for p in candidates if _is_file(p)]
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a directory we may not enter: not a file the probe can check
+        return False
 
 
 def host_namespaces() -> dict[str, str]:

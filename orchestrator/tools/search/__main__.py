@@ -5,7 +5,8 @@
     python -m orchestrator.tools.search info --index DIR
 
 ``build`` exits 0 on success, 1 when ``--strict`` stopped at a bad line (the partial index is
-saved; the message says where), 2 on a usage error.
+saved beside ``--out`` as ``DIR.partial-<time>``; the message says where), 2 on a usage error
+or when ``--out`` is a non-empty directory that holds no index of ours (nothing is deleted).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", help="build a BM25 index from a passage corpus")
     build.add_argument("--corpus", required=True, help="KILT JSON lines, DPR psgs_w100 .tsv, or {id, contents} JSONL (.gz read too)")
-    build.add_argument("--out", required=True, help="index directory (replaced when the build finishes)")
+    build.add_argument("--out", required=True, help="index directory: missing, empty, or an index of ours (replaced when the build finishes)")
     build.add_argument("--format", default="auto", choices=("auto", *FORMATS), help="corpus format (default: guess)")
-    build.add_argument("--strict", action="store_true", help="stop at the first bad line (the passages before it are still saved)")
+    build.add_argument("--strict", action="store_true", help="stop at the first bad line (the passages before it are saved beside --out as DIR.partial-<time>)")
     build.add_argument("--chunk-size", type=int, default=10_000, help="passages tokenized per step (memory: ~1-6 kB each)")
     build.add_argument("--max-passages", type=int, default=None, help="index only the first N passages (for trials)")
     build.add_argument("--stopwords", default="en", choices=("en", "none"), help="stop words to drop (default: en)")

@@ -14,8 +14,9 @@ Three formats (``detect_format`` picks one from the file name and its first line
   line. ``{"id", "title", "text"}`` lines are read as well.
 
 Files ending in ``.gz`` are read through gzip. Lines are decoded one by one, so a line that is
-not UTF-8, not JSON, or lacks a field raises :class:`CorpusError` naming ``file:line``; the
-caller decides whether to skip it (``on_error``) or stop.
+not UTF-8, not JSON (or JSON nested too deeply for the parser), or lacks a field raises
+:class:`CorpusError` naming ``file:line``; the caller decides whether to skip it (``on_error``)
+or stop.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def detect_format(path: str | os.PathLike[str], probe_lines: int = 100) -> str:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(row, dict) and "wikipedia_id" in row and isinstance(row.get("text"), list):
                 return "kilt"
@@ -214,10 +215,12 @@ def read_passages(
                 continue
             try:
                 passage = parse(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, TypeError) as err:
+            except (UnicodeDecodeError, ValueError, TypeError, RecursionError) as err:
                 # json.JSONDecodeError is a ValueError; the reason keeps its column.
                 if isinstance(err, json.JSONDecodeError):
                     reason = f"invalid JSON at column {err.colno}: {err.msg}"
+                elif isinstance(err, RecursionError):
+                    reason = "JSON nested too deeply to read"
                 else:
                     reason = f"{type(err).__name__}: {err}"
                 error = CorpusError(p, lineno, reason)

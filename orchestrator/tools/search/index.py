@@ -20,7 +20,10 @@ built from what, written last: an index without one is unfinished). Scores equal
 ``bm25s.BM25().index()`` on the same token ids (a test checks it).
 
 A build goes to a scratch directory beside the target and replaces it only when done, so search
-actors never see half an index and a crash leaves the old one in place.
+actors never see half an index and a crash leaves the old one in place. It replaces only a
+missing or empty directory or an index of ours (``target.py``): anything else is refused before
+the build starts, and nothing is deleted. A build that stopped early (``strict``) is saved beside
+the target as ``DIR.partial-<time>``, never over it.
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ from bm25s.tokenization import Tokenizer
 from tqdm.auto import tqdm
 
 from orchestrator.tools.search.corpus import CorpusError, Passage, corpus_size, detect_format, read_passages
+from orchestrator.tools.search.target import MANIFEST, IndexTargetError, check_target, partial_dir
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 PASSAGES = "passages.jsonl"
 OFFSETS = "passages.offsets.npy"
 # Bump when the directory layout or the scoring changes; older indexes are then stale.
@@ -97,7 +100,8 @@ class PartialIndexError(RuntimeError):
         if index_dir is None:
             where = "no passage came before it, so nothing was saved"
         else:
-            where = f"the {passages} passages before it were saved as a partial index at {index_dir} (manifest.json: complete=false)"
+            where = (f"the {passages} passages before it were saved as a partial index at {index_dir} "
+                     f"(manifest.json: complete=false; the target was left as it was)")
         super().__init__(f"bad corpus line {error}; {where}. Fix the line, or build without --strict to skip bad lines.")
 
 
@@ -312,9 +316,11 @@ def build_index(
 ) -> BuildReport:
     """Build an index of ``corpus`` at ``out_dir`` (replacing what is there when done).
 
-    Bad lines are skipped with a warning naming ``file:line`` and counted in the manifest; with
-    ``strict`` the first one stops the build, the passages read so far are saved as a partial
-    index at ``out_dir`` (``complete: false``) and :class:`PartialIndexError` says so.
+    ``out_dir`` must be missing, empty or an index of ours, else :class:`IndexTargetError`
+    (nothing deleted). Bad lines are skipped with a warning naming ``file:line`` and counted in
+    the manifest; with ``strict`` the first one stops the build, the passages read so far are
+    saved as a partial index beside ``out_dir`` (``DIR.partial-<time>``, ``complete: false``),
+    ``out_dir`` is left as it was, and :class:`PartialIndexError` says where.
     """
     settings = settings or BuildSettings()
     if chunk_size < 1:
@@ -322,6 +328,7 @@ def build_index(
     corpus_path, out = Path(corpus), Path(out_dir)
     if not corpus_path.is_file():
         raise FileNotFoundError(f"corpus file {corpus_path} not found")
+    check_target(out)
     fmt = detect_format(corpus_path) if fmt == "auto" else fmt
     start = time.perf_counter()
     report = BuildReport(corpus=str(corpus_path.resolve()), format=fmt)
@@ -331,6 +338,7 @@ def build_index(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
     stopped: CorpusError | None = None
+    saved_at = out
     try:
         p1 = _Pass1(settings, scratch)
 
@@ -381,13 +389,18 @@ def build_index(
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
-        _swap_in(scratch, out)
+        if stopped is not None:
+            saved_at = partial_dir(out)
+            os.replace(scratch, saved_at)
+        else:
+            check_target(out)  # again: the directory may have changed during a long build
+            _swap_in(scratch, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("indexed %d passages (%d terms) from %s into %s in %.1fs",
-             report.passages, report.vocab, corpus_path, out, report.build_seconds)
+             report.passages, report.vocab, corpus_path, saved_at, report.build_seconds)
     if stopped is not None:
-        raise PartialIndexError(stopped, out, report.passages)
+        raise PartialIndexError(stopped, saved_at, report.passages)
     return report
 
 
@@ -539,6 +552,7 @@ __all__ = [
     "BuildReport",
     "BuildSettings",
     "Hit",
+    "IndexTargetError",
     "PartialIndexError",
     "SearchIndex",
     "build_index",
