@@ -3,7 +3,8 @@
 #   CPU machine: torch 2.13.0 CPU build (a local wheel when pip's find-links has one, else
 #                PyTorch's CPU index), so pip never pulls the multi-GB CUDA build.
 #   GPU machine (nvidia-smi works): the normal CUDA build from PyPI.
-# Also installs bubblewrap (the Python sandbox of task=gsm8k) when apt-get is available.
+# Also installs bubblewrap (the Python sandbox of task=gsm8k) when apt-get is available, and
+# says at the end whether the sandbox's full isolation (its default, required) works here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,12 +25,14 @@ if ! command -v bwrap >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "[install] bubblewrap (sandbox for task=gsm8k)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-      || echo "[install] WARNING: could not install bubblewrap; task=gsm8k will report weaker isolation"
+      || echo "[install] WARNING: could not install bubblewrap; task=gsm8k (isolation=full) will refuse to start"
   else
-    echo "[install] WARNING: bubblewrap missing (apt-get install bubblewrap); task=gsm8k will report weaker isolation"
+    echo "[install] WARNING: bubblewrap missing (apt-get install -y bubblewrap); task=gsm8k (isolation=full) will refuse to start"
   fi
 fi
 
 echo "[install] toolrl and its dependencies"
 "$PY" -m pip install "${quiet[@]}" -e ".[dev]"
+"$PY" -c 'from orchestrator.tools.sandbox import isolation_problem as p; print("[install] sandbox: " + (p("full") or "full isolation works here"))' \
+  || echo "[install] WARNING: could not check the sandbox's isolation"
 echo "[install] done"

@@ -229,3 +229,33 @@ def test_report_of_a_non_root_trainer_without_bubblewrap_is_honest() -> None:
     assert report["unprivileged_uid"] is False  # the old probe called a non-root uid unprivileged
     assert report["env_cleared"] is False  # the canary of the trainer's uid was readable
     assert report["pid_namespace"] is False and report["full"] is False
+
+
+# ---------------------------------------------------------------------------- the suite itself
+def test_missing_isolation_fails_the_suite_unless_a_developer_opts_out(no_bwrap_on_path: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_WEAK, raising=False)
+    with pytest.raises(pytest.fail.Exception, match="bubblewrap|needs root"):
+        require_full_isolation()
+    monkeypatch.setenv(ALLOW_WEAK, "1")
+    with pytest.raises(pytest.skip.Exception, match=ALLOW_WEAK):
+        require_full_isolation()
+
+
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_sandbox_suite_on_a_machine_without_bubblewrap(tmp_path: Path, opt_out: bool) -> None:
+    """tests/test_sandbox.py run where bwrap is not on PATH: it fails (never xfails), and only
+    the developers' opt-out turns its isolation tests into skips."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != ALLOW_WEAK}
+    env.update(PATH=str(bin_dir), PYTHONPATH=str(REPO))
+    if opt_out:
+        env[ALLOW_WEAK] = "1"
+    tests = ["tests/test_sandbox.py::test_isolation_is_full_and_reported", "tests/test_sandbox.py::test_normal_program"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", *tests],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    if opt_out:
+        assert done.returncode == 0 and "1 passed, 1 skipped" in done.stdout, done.stdout[-1500:]
+    else:
+        assert done.returncode == 1 and "xfail" not in done.stdout and "2 errors" in done.stdout, done.stdout[-1500:]
+        assert "bubblewrap" in done.stdout or "needs root" in done.stdout

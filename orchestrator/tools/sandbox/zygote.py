@@ -381,6 +381,14 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)  # no handlers: as PID 1 these are then undeliverable from inside
     nnp = _prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no setuid binary can raise a child's rights
+    # Imports before the uid changes: without bubblewrap the dropped uid may not be able to
+    # enter the interpreter's tree (under /root, say), and nothing untrusted has run yet.
+    sys.path.extend(cfg.get("site_dirs", []))  # started with -S: site-packages without running .pth files
+    for name in cfg.get("preload", []):
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a missing optional module must not stop the worker
+            pass
     uid = cfg.get("uid")
     if os.getuid() == 0 and uid is not None:
         os.setgroups([])
@@ -396,12 +404,6 @@ def main():
     tmp_dir = cfg["tmp_dir"]
     os.makedirs(tmp_dir, exist_ok=True)
     cleanup.wipe_tree(tmp_dir, 1 << 30)
-    sys.path.extend(cfg.get("site_dirs", []))  # started with -S: site-packages without running .pth files
-    for name in cfg.get("preload", []):
-        try:
-            __import__(name)
-        except Exception:  # noqa: BLE001 - a missing optional module must not stop the worker
-            pass
     _send({
         "ready": True, "pid": os.getpid(), "uid": os.getuid(), "nnp": nnp, "non_dumpable": non_dumpable,
         "seccomp": seccomp, "subreaper": subreaper, "memory_watch": bool(cfg.get("memory_watch")),
