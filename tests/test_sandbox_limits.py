@@ -153,9 +153,10 @@ def test_wipe_tree_empties_any_tree(tmp_path: Path) -> None:
     outside.mkdir()
     (outside / "keep.txt").write_text("keep")
     fd = os.open(root, os.O_RDONLY)
-    for _ in range(2200):  # deeper than PATH_MAX: no path names the bottom
-        os.mkdir("dddddddd", dir_fd=fd)
-        sub = os.open("dddddddd", os.O_RDONLY, dir_fd=fd)
+    name = "d" * 24
+    for _ in range(400):  # 10,000 characters deep, past PATH_MAX: no path names the bottom
+        os.mkdir(name, dir_fd=fd)
+        sub = os.open(name, os.O_RDONLY, dir_fd=fd)
         os.close(fd)
         fd = sub
     with open(os.open("bottom.txt", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd), "w") as f:

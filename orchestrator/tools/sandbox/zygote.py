@@ -204,39 +204,6 @@ def _classify(status, rusage, cpu_limit, stderr):
     return None
 
 
-def _kill_run(pid):
-    """End the run: every process it left behind goes, daemons and fork bombs included."""
-    if os.getpid() == 1:
-        try:
-            os.kill(-1, signal.SIGKILL)  # as PID 1: everything in the namespace but us
-        except ProcessLookupError:
-            pass
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    for _ in range(200):  # a subreaper: orphans (setsid daemons included) are our descendants
-        left = [p for p in memory.descendants(os.getpid()) if memory.alive(p)]
-        if not left:
-            return
-        for child in left:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.001)
-
-
-def _reap():
-    while True:
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                return
-        except ChildProcessError:
-            return
-
-
 def _drain(fds, out, err, out_r, max_out, max_err):
     """Read what dead writers left in the pipes, without blocking."""
     for fd in fds:
@@ -330,7 +297,7 @@ def _run(req, cfg):
             break
         if status is not None and open_fds:
             break  # the program is done; background processes holding the pipes are not waited for
-    _kill_run(pid)
+    memory.kill_run(pid)
     if parent_gone:
         os._exit(0)  # as PID 1, this ends the namespace and whatever still runs in it
     if status is None:
@@ -342,7 +309,7 @@ def _run(req, cfg):
             except ChildProcessError:
                 break
     else:
-        _reap()
+        memory.reap()
     _drain(list(open_fds), out, err, out_r, max_out, max_err)
     for fd in (out_r, err_r, pidfd):
         os.close(fd)

@@ -1,4 +1,4 @@
-"""The memory of a run, all its processes together: what the zygote's watch adds up.
+"""The processes of a run: which they are, the memory they hold together, how they end.
 
 Runs inside the sandbox (loaded from source by ``zygote.py``): standard library only.
 
@@ -10,11 +10,15 @@ shares copy-on-write with the zygote are counted in each process, so the sum err
 strict side (by the ~10 MB a forked interpreter starts with, per process).
 
 Which processes are the run's: under bubblewrap the zygote is PID 1 of the sandbox's PID
-namespace, so every process in ``/proc`` but itself. Without it (rlimits), the zygote is a
-child subreaper, so orphans of the run are re-parented to it and stay its descendants.
+namespace, so every process in ``/proc`` but itself, and ``kill(-1)`` ends them all. Without
+it (rlimits, none), the zygote is a child subreaper, so orphans of the run (``setsid``
+daemons included) are re-parented to it and stay its descendants, which ``kill_run`` kills
+until none is left.
 """
 
 import os
+import signal
+import time
 
 TICK_S = 0.02
 _FIELDS = ("RssAnon:", "RssShmem:")
@@ -94,3 +98,36 @@ def run_bytes(own_namespace):
     """The memory the current run holds, all its processes together."""
     used = sum(process_bytes(pid) for pid in run_pids(own_namespace))
     return used + (detached_sysv_bytes() if own_namespace else 0)
+
+
+def kill_run(pid):
+    """End the run: every process it left behind goes, daemons and fork bombs included."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, signal.SIGKILL)  # as PID 1: everything in the namespace but us
+        except ProcessLookupError:
+            pass
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    for _ in range(200):  # a subreaper: orphans (setsid daemons included) are our descendants
+        left = [p for p in descendants(os.getpid()) if alive(p)]
+        if not left:
+            return
+        for child in left:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
+
+
+def reap():
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                return
+        except ChildProcessError:
+            return
