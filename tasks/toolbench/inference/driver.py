@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tasks.toolbench.conversation import Step
 from tasks.toolbench.inference.env import APIResult
 from tasks.toolbench.inference.search import APICall, LLMCall, LLMReply, Search
+from tasks.toolbench.render import ParseError
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +26,12 @@ APIBackend = Callable[[list[dict[str, Any]]], list[APIResult]]
 
 
 class Policy(Protocol):
-    """Writes the next step of each request's conversation (one reply per request, in order)."""
+    """Writes the next step of each request's conversation (one reply per request, in order),
+    and reads a reply's text as a step with its template's strict parser."""
 
     def generate(self, calls: list[LLMCall]) -> list[LLMReply]: ...
+
+    def parse(self, text: str) -> "Step | ParseError": ...
 
 
 @dataclass

@@ -12,20 +12,58 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.toolbench.conversation import Conversation, Step, Turn
 from tasks.toolbench.inference.search import LLMCall, LLMReply
+from tasks.toolbench.render import ParseError, Template, make_template
+
+
+def call_seed(seed: int, call: LLMCall) -> int:
+    """The sampling seed of one call: a function of the run's seed, the query and the call's
+    index only, so it does not depend on batching or on which worker runs the query."""
+    digest = hashlib.sha256(f"{seed}\x00{call.query_id}\x00{call.index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+def to_conversation(call: LLMCall) -> Conversation:
+    """The search's OpenAI-style context as the renderer's conversation record (the same
+    record SFT renders, so a past step reads as it did in training)."""
+    messages = call.messages
+    if not messages or messages[0]["role"] != "system":
+        raise ValueError(f"query {call.query_id}: a context must start with the system message")
+    turns = []
+    for m in messages[1:]:
+        if m["role"] == "user":
+            turns.append(Turn.user(m["content"]))
+        elif m["role"] == "function":
+            turns.append(Turn.function(m["content"], name=m.get("name")))
+        elif m["role"] == "assistant" and m.get("function_call"):
+            fc = m["function_call"]
+            turns.append(Turn.assistant(Step(thought=m.get("content") or "", action=fc["name"], action_input=fc["arguments"])))
+        else:
+            raise ValueError(f"query {call.query_id}: cannot render a {m['role']} message without a function call")
+    return Conversation(id=call.query_id, system=messages[0]["content"], functions=tuple(call.functions), turns=tuple(turns))
 
 
 @dataclass
 class ScriptedPolicy:
     """The k-th call of query q gets ``replies[q][k]``; a call past the script is an error
-    (the test's script is wrong), never a silent default. ``seen`` keeps every call."""
+    (the test's script is wrong), never a silent default. ``seen`` keeps every call; token
+    counts are the rendered prompt's and the reply's characters."""
 
     replies: Mapping[str, Sequence[str]]
+    template: str = "toolllama"
     seen: list[LLMCall] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._template: Template = make_template(self.template)
+
+    def parse(self, text: str) -> Step | ParseError:
+        return self._template.parse(text)
 
     def generate(self, calls: list[LLMCall]) -> list[LLMReply]:
         out = []
@@ -38,8 +76,8 @@ class ScriptedPolicy:
                 raise IndexError(f"scripted policy: query {call.query_id!r} made call {call.index} "
                                  f"but the script has {len(script)} replies")
             text = script[call.index]
-            out.append(LLMReply(text=text, prompt_tokens=sum(len(str(m.get("content") or "")) for m in call.messages),
-                                completion_tokens=len(text)))
+            prompt = self._template.prompt(to_conversation(call))
+            out.append(LLMReply(text=text, prompt_tokens=len(prompt), completion_tokens=len(text)))
         return out
 
 

@@ -13,9 +13,11 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.toolbench.conversation import Step
 from tasks.toolbench.inference.env import APIResult, QueryEnv
 from tasks.toolbench.inference.prompts import initial_messages
 from tasks.toolbench.inference.tree import ACTION, ACTION_INPUT, THOUGHT, Message, Node
+from tasks.toolbench.render import ParseError
 
 # Status codes of ToolBench's environment that the search acts on.
 CODE_NO_SUCH_FUNCTION = 1
@@ -61,20 +63,9 @@ class SearchConfig:
         return f"DFS_woFilter_w{self.width}" if self.method == "dfsdt" else f"CoT@{self.pass_at}"
 
 
-@dataclass(frozen=True)
-class ParsedStep:
-    """One model step read from its text: ``thought`` is None when the format has none."""
-
-    thought: str | None
-    action: str
-    action_input: str
-
-
-class StepParseError(ValueError):
-    """The model's text is not a well-formed step (a tag missing, an empty action...)."""
-
-
-Parser = Callable[[str], ParsedStep]
+# Reads a model's text as one step (the policy's template's parser, render.parse_step for
+# toolllama): a Step, or a ParseError the search handles (never a guessed action).
+Parser = Callable[[str], "Step | ParseError"]
 
 
 @dataclass(frozen=True)
@@ -89,9 +80,13 @@ class LLMCall:
 
 @dataclass(frozen=True)
 class LLMReply:
+    """The model's text for one call. ``step`` is set by policies that get the step already
+    structured (an endpoint's native tool calls); otherwise the search parses ``text``."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    step: "Step | ParseError | None" = None
 
 
 @dataclass(frozen=True)
@@ -149,21 +144,18 @@ class SearchState:
         """Turn one reply into Thought / Action / Action Input nodes under ``node``, calling
         the API, and return the step's last node (ToolBench's DFS body, one step)."""
         steps = node.steps + 1
-        try:
-            parsed = self.parse(reply.text)
-        except StepParseError as err:
+        parsed = reply.step if reply.step is not None else self.parse(reply.text)
+        if isinstance(parsed, ParseError):
             self.parse_errors += 1
             message = {"role": "assistant", "content": reply.text}
-            bad = node.add_child(Node(THOUGHT, reply.text, observation=f"parse error: {err}",
+            bad = node.add_child(Node(THOUGHT, reply.text, observation=f"parse error ({parsed.kind}): {parsed.reason}",
                                       observation_code=CODE_PARSE_ERROR, pruned=True, steps=steps))
             bad.messages = [*node.messages, message]
             bad.step_context, bad.step_message = context, message
             return bad
         call = {"name": parsed.action, "arguments": parsed.action_input}
         message: Message = {"role": "assistant", "content": parsed.thought, "function_call": call}
-        current = node
-        if parsed.thought is not None:
-            current = current.add_child(Node(THOUGHT, parsed.thought, messages=list(node.messages), steps=steps))
+        current = node.add_child(Node(THOUGHT, parsed.thought, messages=list(node.messages), steps=steps))
         current = current.add_child(Node(ACTION, parsed.action, messages=list(node.messages), steps=steps))
         leaf = current.add_child(Node(ACTION_INPUT, parsed.action_input, steps=steps))
         result: APIResult = yield from self.env.step(parsed.action, parsed.action_input)
