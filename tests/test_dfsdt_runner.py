@@ -157,3 +157,67 @@ def test_hf_policy_run_is_deterministic(tiny_checkpoint, tmp_path):
     # A random model writes no well-formed step: every child is a parse error, none an action.
     assert first["eval/parse_errors_total"] == first["eval/llm_calls_total"] == 6
     shutil.rmtree(tmp_path / "b")
+
+
+# --- an OpenAI-compatible endpoint as the policy ------------------------------------------
+
+
+class _FakeEndpoint:
+    """A local stand-in for vLLM / a hosted model: /completions returns a scripted step,
+    /chat/completions a tool call; both record what they were sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        sent = self.sent = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                sent.append((self.path, body))
+                usage = {"prompt_tokens": 11, "completion_tokens": 7}
+                if self.path.endswith("/chat/completions"):
+                    message = {"role": "assistant", "content": "Answer now.",
+                               "tool_calls": [{"id": "c1", "type": "function",
+                                               "function": {"name": "Finish", "arguments": ANSWER}}]}
+                    data = {"choices": [{"message": message}], "usage": usage}
+                else:
+                    data = {"choices": [{"text": step("Answer now.", "Finish", ANSWER)[:-4]}], "usage": usage}
+                raw = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_port}/v1"
+
+
+@pytest.mark.parametrize("mode", ["completions", "chat"])
+def test_openai_compatible_endpoint_as_policy(tmp_path, mode):
+    endpoint = _FakeEndpoint()
+    try:
+        policy = {"kind": "openai", "base_url": endpoint.url, "model": "toolllama", "mode": mode}
+        metrics = run_evaluation(FIXTURE, policy, {"method": "dfsdt"}, SERVER, tmp_path, seed=9, num_queries=2,
+                                 runner_cfg=LOCAL)
+    finally:
+        endpoint.http.shutdown()
+    assert metrics["eval/answered_frac"] == 1.0 and metrics["eval/tokens_total"] == 2 * 18
+    route, body = endpoint.sent[0]
+    if mode == "completions":
+        # The SFT template's text, ending where the model writes its step, stopped at </s>.
+        assert route == "/v1/completions" and body["prompt"].endswith("\nAssistant: ") and body["stop"] == ["</s>"]
+        assert body["prompt"].startswith("System: You are AutoGPT")
+    else:
+        assert route == "/v1/chat/completions" and body["tools"][-1]["function"]["name"] == "Finish"
+        assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    # Each request's seed is the call's own (run seed, query, call index), not the batch's.
+    from tasks.toolbench.inference.policy import call_seed
+
+    assert body["seed"] == call_seed(9, LLMCall("101", 0, [], [])) % 2**31 and body["temperature"] == 0.0
