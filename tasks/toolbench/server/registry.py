@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.toolbench.formats import ApiRecord, read_response_examples
+from tasks.toolbench.formats import ApiRecord, FormatError, read_response_examples
 from tasks.toolbench.names import argument_name, change_name, standardize, standardize_category
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,12 @@ class APIRegistry:
         used = 0
         for path in sorted(Path(folder).glob("*/*.json")):
             category = standardize_category(path.parent.name)
-            for example in read_response_examples(path):
+            try:
+                examples = read_response_examples(path)
+            except FormatError as err:  # ToolBench's sample holds an empty one; a hint, not a must
+                log.warning("response examples skipped: %s", err)
+                continue
+            for example in examples:
                 api = change_name(standardize(example.api_name))
                 old = self.get(path.stem, api)
                 if example.schema in (None, {}, ""):
