@@ -74,6 +74,8 @@ class AnswerFile:
     tree: TreeNode | None = None
     win: bool | None = None
     forward_args: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Instance ids per train_messages entry, when known from elsewhere (an SFT file read back).
+    step_ids: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def query_id(self) -> str:
@@ -172,3 +174,31 @@ def find_answer_files(root: str | os.PathLike[str], method: str = "DFS_woFilter_
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such answer file or folder")
     return sorted(p for p in root.rglob("*.json") if method in p.name)
+
+
+def message_to_json(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.function_call is not None:
+        out["function_call"] = {"name": message.function_call.name, "arguments": message.function_call.arguments}
+    if message.name is not None:
+        out["name"] = message.name
+    if message.valid is not None:
+        out["valid"] = message.valid
+    return out
+
+
+def answer_to_json(answer: AnswerFile) -> dict[str, Any]:
+    """The ``answer_generation`` part of an answer file (what :func:`read_answer` reads back;
+    the search tree, when there is none, is left out)."""
+    generation = {
+        "valid_data": answer.valid_data,
+        "query_count": answer.query_count,
+        "total_tokens": answer.total_tokens,
+        "final_answer": answer.final_answer,
+        "finish_type": answer.finish_type,
+        "function": list(answer.functions),
+        "chain": [],
+        "train_messages": [[message_to_json(m) for m in step] for step in answer.train_messages],
+        "query": answer.query,
+    }
+    return {"win": answer.win, "forward_args": answer.forward_args, "answer_generation": generation}
