@@ -241,3 +241,22 @@ def test_searches_of_many_queries_share_llm_batches(server):
     _, stats = run_searches([(e.query_id, r.run()) for e, r in zip(envs, runs)], policy, local_backend(server))
     assert stats.llm_batch_sizes == [3]
     assert all(r.to_json()["win"] for r in runs)
+
+
+def test_answer_files_have_toolbench_fields_in_toolbench_order(server, weather_env):
+    from tasks.toolbench.paths import toolbench_sample_dir
+
+    def node_keys(node, out):
+        out.setdefault(node["node_type"], set()).add(tuple(k for k in node if k != "matching_time"))
+        for child in node["children"]:
+            node_keys(child, out)
+        return out
+
+    sample = json.loads((toolbench_sample_dir() / "answer" / "G1_answer" / "57_ChatGPT_DFS_woFilter_w2.json").read_text())
+    replies = [step("Weather.", WEATHER, '{"city": "Oslo"}'), step("Done.", "Finish", ANSWER)]
+    ours = search(server, weather_env, replies)[0].to_json()
+    assert list(ours) == list(sample)
+    expected = node_keys(sample["tree"]["tree"], {})
+    for node_type, keys in node_keys(ours["tree"]["tree"], {}).items():
+        assert keys <= expected[node_type], node_type
+    assert set(ours["answer_generation"]) == set(sample["answer_generation"])

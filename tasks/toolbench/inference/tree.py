@@ -104,7 +104,7 @@ class Node:
             obj["observation_code"] = self.observation_code
         obj["child_count"] = len(self.children)
         obj["expand_num"] = self.expand_num
-        if self.node_type == ACTION_INPUT and self.parent is not None:
+        if self.node_type == ACTION_INPUT:  # ToolBench's environment state, empty for RapidAPI
             obj["io_state"] = {}
         return obj
 
