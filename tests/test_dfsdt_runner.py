@@ -61,8 +61,9 @@ def test_run_writes_toolbench_answer_files_and_reports_figures(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "a" / STATS_FILE).read_text().splitlines()]
     assert {r["query_id"] for r in rows} == {"101", "102", "103"}
     assert all(r["llm_calls"] == 4 and r["sources"] == {"invalid": 1, "simulated": 1} for r in rows)
-    # The same seed gives the same files; another seed changes the simulated observations.
-    run_evaluation(FIXTURE, {"kind": "scripted", "replies": scripted_replies()}, {"method": "dfsdt"}, SERVER,
+    # The same seed gives the same files (the server learns the APIs from the queries' own
+    # file when told nothing); another seed changes the simulated observations.
+    run_evaluation(FIXTURE, {"kind": "scripted", "replies": scripted_replies()}, {"method": "dfsdt"}, {},
                    tmp_path / "b", seed=3, runner_cfg=LOCAL)
     assert answers(tmp_path / "b") == files
     run_evaluation(FIXTURE, {"kind": "scripted", "replies": scripted_replies()}, {"method": "dfsdt"}, SERVER,

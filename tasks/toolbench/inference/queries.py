@@ -28,13 +28,8 @@ QuerySource = str | os.PathLike[str] | Iterable[Query | Mapping[str, Any]]
 
 def load_queries(source: QuerySource, num_queries: int | None = None) -> list[Query]:
     """The first ``num_queries`` queries (all when None) of ``source``, in file order."""
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists() and not path.suffix:
-            path = stabletoolbench_queries_dir() / f"{source}.json"
-            if not path.exists():
-                known = sorted(p.stem for p in stabletoolbench_queries_dir().glob("*.json"))
-                raise FileNotFoundError(f"no query file {source!r}: give a path, or one of {', '.join(known)}")
+    path = query_file(source)
+    if path is not None:
         queries = read_query_file(path)
     else:
         queries = [q if isinstance(q, Query) else read_query(At(dict(q), "<queries>", f"[{i}]"))
@@ -48,6 +43,20 @@ def load_queries(source: QuerySource, num_queries: int | None = None) -> list[Qu
         dup = sorted({i for i in ids if ids.count(i) > 1})
         raise ValueError(f"query ids must be unique; repeated: {', '.join(dup[:5])}")
     return queries
+
+
+def query_file(source: QuerySource) -> Path | None:
+    """The file a query source names (a path, or a StableToolBench group name); None for
+    records given directly."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source)
+    if not path.exists() and not path.suffix:
+        path = stabletoolbench_queries_dir() / f"{source}.json"
+        if not path.exists():
+            known = sorted(p.stem for p in stabletoolbench_queries_dir().glob("*.json"))
+            raise FileNotFoundError(f"no query file {source!r}: give a path, or one of {', '.join(known)}")
+    return path
 
 
 def env_from_query(query: Query, finish: dict[str, Any] = FINISH_FUNCTION,

@@ -27,7 +27,7 @@ from typing import Any
 from tasks.toolbench.formats import Query
 from tasks.toolbench.inference.batch import BatchJob, answer_path, local_backend, router_backend, search_batch
 from tasks.toolbench.inference.policy import build_policy
-from tasks.toolbench.inference.queries import QuerySource, load_queries
+from tasks.toolbench.inference.queries import QuerySource, load_queries, query_file
 from tasks.toolbench.inference.search import SearchConfig
 from tasks.toolbench.inference.summary import finished_figures, metrics_of, show_summary
 
@@ -70,7 +70,8 @@ def run_evaluation(queries: QuerySource, policy_cfg: Mapping[str, Any], search_c
 
     ``policy_cfg``: ``{"kind": "hf" | "openai" | "scripted", ...}`` (see policy.build_policy;
     ``seed`` is filled in from ``seed`` when absent). ``search_cfg``: SearchConfig fields.
-    ``server_cfg``: ServerConfig fields (its ``seed`` defaults to ``seed``).
+    ``server_cfg``: ServerConfig fields (its ``seed`` defaults to ``seed``, its
+    ``query_files`` to the queries' own file).
     """
     start = time.perf_counter()
     search = search_cfg if isinstance(search_cfg, SearchConfig) else SearchConfig(**dict(search_cfg))
@@ -79,6 +80,9 @@ def run_evaluation(queries: QuerySource, policy_cfg: Mapping[str, Any], search_c
     if policy_cfg.get("kind") in ("hf", "openai"):
         policy_cfg.setdefault("seed", seed)
     server_cfg = {"seed": seed, **dict(server_cfg)}
+    if not server_cfg.get("query_files") and query_file(queries) is not None:
+        # The server learns the APIs (arguments, response schemas) from the queries' own file.
+        server_cfg["query_files"] = [str(query_file(queries))]
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     all_queries = load_queries(queries, num_queries)
