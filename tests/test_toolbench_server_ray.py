@@ -43,7 +43,7 @@ def stabletoolbench_body(category: str, tool: str, api: str, tool_input: str) ->
             "toolbench_key": "EMPTY"}
 
 
-def test_http_endpoint_answers_as_the_tool_actors_do(local_ray):
+def test_http_endpoint_answers_as_the_tool_actors_do(local_ray, tmp_path):
     from tasks.toolbench.server.serve import SOURCE_HEADER, start_http, stop_http
 
     router = build_router([{"_target_": "tasks.toolbench.server.tool.VirtualRapidAPI", "name": "RapidAPI", **SERVER_CFG}],
@@ -69,6 +69,17 @@ def test_http_endpoint_answers_as_the_tool_actors_do(local_ray):
         assert len(records[0]["observation"]) == 1027
         bad = requests.post(url, json={"category": "Weather"}, timeout=30)
         assert bad.status_code == 422 and "lacks" in bad.json()["error"]
+        # Our runner, pointed at the endpoint as it would be at StableToolBench's server,
+        # writes the same answer files as with the server in process.
+        from tasks.toolbench.inference.runner import run_evaluation
+        from tests.test_dfsdt_runner import answers, scripted_replies
+
+        policy = {"kind": "scripted", "replies": scripted_replies()}
+        over_http = run_evaluation(FIXTURE, policy, {"method": "dfsdt"}, {}, tmp_path / "http", seed=7,
+                                   runner_cfg={"use_ray": False, "progress": False, "server_url": url})
+        run_evaluation(FIXTURE, policy, {"method": "dfsdt"}, SERVER_CFG, tmp_path / "here", seed=7,
+                       runner_cfg={"use_ray": False, "progress": False})
+        assert answers(tmp_path / "http") == answers(tmp_path / "here") and over_http["eval/source/invalid"] == 3
     finally:
         stop_http()
         router.shutdown()

@@ -126,3 +126,42 @@ def router_backend(router: Any, tool_name: str) -> APIBackend:
         return out
 
     return call
+
+
+def http_backend(url: str, timeout_s: float = 60.0, concurrency: int = 8) -> APIBackend:
+    """Calls posted to a ``/virtual`` endpoint: ours on Ray Serve, or StableToolBench's own
+    server. The observation and code are computed as StableToolBench's client computes them
+    (our endpoint's ``x-toolrl-source`` header adds the source, and code 2 for calls our
+    validation rejected)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    from tasks.toolbench.server.serve import SOURCE_HEADER
+    from tasks.toolbench.server.wire import APIResponse, cut_observation
+
+    session = requests.Session()
+
+    def one(body: dict[str, Any]) -> APIResult:
+        try:
+            reply = session.post(url, json=body, timeout=timeout_s)
+        except requests.Timeout:
+            return APIResult(json.dumps({"error": "Timeout error...", "response": ""}), CODE_TIMEOUT, "error")
+        except requests.RequestException as err:
+            return APIResult(json.dumps({"error": f"request invalid, data error. {err}", "response": ""}),
+                             CODE_REQUEST_FAILED, "error")
+        if reply.status_code != 200:
+            text = json.dumps({"error": f"request invalid, data error. status_code={reply.status_code}", "response": ""})
+            return APIResult(text, CODE_REQUEST_FAILED, "error")
+        try:
+            data = reply.json()
+        except ValueError:
+            return APIResult(json.dumps({"error": "request invalid, data error", "response": ""}), CODE_REQUEST_FAILED, "error")
+        response = APIResponse(body=data, source=reply.headers.get(SOURCE_HEADER, "remote"))
+        return APIResult(cut_observation(json.dumps(data)), response.status_code, response.source)
+
+    def call(bodies: list[dict[str, Any]]) -> list[APIResult]:
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(bodies)))) as pool:
+            return list(pool.map(one, bodies))
+
+    return call

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.toolbench.formats import Query
-from tasks.toolbench.inference.batch import BatchJob, answer_path, local_backend, router_backend, search_batch
+from tasks.toolbench.inference.batch import (BatchJob, answer_path, http_backend, local_backend, router_backend,
+                                             search_batch)
 from tasks.toolbench.inference.policy import build_policy
 from tasks.toolbench.inference.queries import QuerySource, load_queries, query_file
 from tasks.toolbench.inference.search import SearchConfig
@@ -53,6 +54,9 @@ class RunnerConfig:
     server_actors: int = 1
     # False: everything in this process (no Ray).
     use_ray: bool = True
+    # A running /virtual endpoint (ours on Ray Serve, or StableToolBench's server) to send the
+    # API calls to instead of starting the server here; server_cfg is then unused.
+    server_url: str | None = None
     # A progress bar and the summary table on stderr.
     progress: bool = True
 
@@ -129,7 +133,10 @@ def _run_here(batches: list[list[Query]], policy_cfg: dict[str, Any], server_cfg
     from tasks.toolbench.server import ServerConfig, VirtualAPIServer
 
     policy = build_policy(policy_cfg)
-    api = local_backend(VirtualAPIServer(ServerConfig(**server_cfg)))
+    if runner.server_url:
+        api = http_backend(runner.server_url)
+    else:
+        api = local_backend(VirtualAPIServer(ServerConfig(**server_cfg)))
     figures = []
     with _progress(sum(len(b) for b in batches), runner.progress) as bar:
         for batch in batches:
@@ -142,10 +149,10 @@ def _run_here(batches: list[list[Query]], policy_cfg: dict[str, Any], server_cfg
 class SearchWorker:
     """A Ray actor that holds one policy and searches batches of queries."""
 
-    def __init__(self, policy_cfg: dict[str, Any], job: BatchJob, router: Any) -> None:
+    def __init__(self, policy_cfg: dict[str, Any], job: BatchJob, router: Any, server_url: str | None) -> None:
         self.policy = build_policy(policy_cfg)
         self.job = job
-        self.api = router_backend(router, SERVER_TOOL)
+        self.api = http_backend(server_url) if server_url else router_backend(router, SERVER_TOOL)
 
     def search(self, batch: list[Query]) -> list[dict[str, Any]]:
         return search_batch(batch, self.policy, self.api, self.job)
@@ -160,10 +167,13 @@ def _run_on_ray(batches: list[list[Query]], policy_cfg: dict[str, Any], server_c
     own_ray = not ray.is_initialized()
     if own_ray:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    tool_cfg = {"_target_": "tasks.toolbench.server.tool.VirtualRapidAPI", "name": SERVER_TOOL, **server_cfg}
-    router = build_router([tool_cfg], PoolOptions(num_actors=runner.server_actors, timeout_s=120.0))
+    router = None
+    if not runner.server_url:
+        tool_cfg = {"_target_": "tasks.toolbench.server.tool.VirtualRapidAPI", "name": SERVER_TOOL, **server_cfg}
+        router = build_router([tool_cfg], PoolOptions(num_actors=runner.server_actors, timeout_s=120.0))
     worker_cls = ray.remote(SearchWorker).options(num_cpus=runner.worker_num_cpus, num_gpus=runner.worker_num_gpus)
-    workers = [worker_cls.remote(policy_cfg, job, router) for _ in range(min(runner.num_workers, len(batches)))]
+    workers = [worker_cls.remote(policy_cfg, job, router, runner.server_url)
+               for _ in range(min(runner.num_workers, len(batches)))]
     figures: list[dict[str, Any]] = []
     queue = list(enumerate(batches))
     in_flight: dict[Any, tuple[int, int]] = {}  # ref -> (worker, batch index)
@@ -188,7 +198,8 @@ def _run_on_ray(batches: list[list[Query]], policy_cfg: dict[str, Any], server_c
     finally:
         for w in workers:
             ray.kill(w)
-        router.shutdown()
+        if router is not None:
+            router.shutdown()
         if own_ray:
             ray.shutdown()
     return figures
