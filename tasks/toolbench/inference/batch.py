@@ -137,8 +137,7 @@ def http_backend(url: str, timeout_s: float = 60.0, concurrency: int = 8) -> API
 
     import requests
 
-    from tasks.toolbench.server.serve import SOURCE_HEADER
-    from tasks.toolbench.server.wire import APIResponse, cut_observation
+    from tasks.toolbench.server.wire import SOURCE_HEADER, APIResponse, cut_observation
 
     session = requests.Session()
 

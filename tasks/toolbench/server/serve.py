@@ -19,12 +19,11 @@ from typing import Any
 from ray import serve
 
 from tasks.toolbench.server.server import ServerConfig, VirtualAPIServer
-from tasks.toolbench.server.wire import BadRequest
+from tasks.toolbench.server.wire import SOURCE_HEADER, BadRequest
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "toolbench-virtual"
-SOURCE_HEADER = "x-toolrl-source"
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0})

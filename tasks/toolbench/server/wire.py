@@ -37,6 +37,8 @@ _ERROR_CODES = {
 CODE_BAD_INPUT = 2
 
 REQUEST_FIELDS = ("category", "tool_name", "api_name", "tool_input")
+# The HTTP header that carries an answer's source (the body must stay {"error", "response"}).
+SOURCE_HEADER = "x-toolrl-source"
 
 
 class BadRequest(ValueError):
