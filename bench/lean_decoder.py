@@ -40,7 +40,7 @@ def build(shape: str) -> tuple[object, object, bool]:
     from hydra import compose, initialize_config_dir
     import hydra.utils
 
-    from orchestrator.cli import CONF_DIR
+    from orchestrator.config import CONF_DIR
     from orchestrator.models.loading import load_causal_lm, prepare_model
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -63,8 +63,9 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     import torch
 
-    from orchestrator.env import EnvConfig, TextEnvironment
-    from orchestrator.sampler import SamplingParams
+    from orchestrator.config.schema import EnvConfig
+    from orchestrator.rollout.environment import TextEnvironment
+    from orchestrator.rollout.sampler import SamplingParams
     from orchestrator.tools.local import LocalRouter
     from orchestrator.train_loop import problem_meta
     from tasks.calculator import CalculatorTask

@@ -25,8 +25,8 @@ from bench.machine_info import machine  # noqa: E402
 def main(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
 
-    from orchestrator.cli import CONF_DIR
-    from orchestrator.experiment import run
+    from orchestrator.config import CONF_DIR
+    from orchestrator.launch.experiment import run
 
     out = REPO / "outputs" / "bench" / datetime.datetime.now().strftime("learn_%Y%m%d_%H%M%S")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

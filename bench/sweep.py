@@ -40,7 +40,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from orchestrator.cli import CONF_DIR
+    from orchestrator.config import CONF_DIR
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -57,7 +57,7 @@ def outside_time(folder: Path, asked: float, done: float) -> float:
 def sequential(seeds: list[int], root: Path, overrides: list[str]) -> tuple[float, list[float]]:
     import ray
 
-    from orchestrator.experiment import run
+    from orchestrator.launch.experiment import run
 
     started = time.time()
     ray.init(include_dashboard=False, logging_level="WARNING")
@@ -77,7 +77,7 @@ def swept(seeds: list[int], concurrent: int, root: Path, overrides: list[str]) -
     import ray
     from ray import tune
 
-    from orchestrator.sweep import run_sweep
+    from orchestrator.launch.sweep import run_sweep
 
     class TrialTimes(tune.Callback):
         def __init__(self) -> None:

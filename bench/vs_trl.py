@@ -175,7 +175,7 @@ def source_model(args: argparse.Namespace) -> Path:
     import hydra.utils
     from hydra import compose, initialize_config_dir
 
-    from orchestrator.cli import CONF_DIR
+    from orchestrator.config import CONF_DIR
     from orchestrator.models.loading import prepare_model
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -245,7 +245,8 @@ class OurSide:
         self.router = LocalRouter.from_configs(self.task.tools())
 
     def env(self, max_length: int = MAX_LENGTH, lean: bool = True) -> Any:
-        from orchestrator.env import EnvConfig, TextEnvironment
+        from orchestrator.config.schema import EnvConfig
+    from orchestrator.rollout.environment import TextEnvironment
 
         config = EnvConfig(max_turns=self.args.max_turns, max_new_tokens=self.args.max_new_tokens,
                            max_tool_response=MAX_TOOL_RESPONSE, max_length=max_length)
@@ -254,7 +255,7 @@ class OurSide:
     def rollout(self, prompts: list[str], metas: list[dict[str, Any]], batch_size: int, seed: int,
                 lean: bool = True) -> dict[str, Any]:
         """``lean=False``: the same sampler through the model's own transformers forward."""
-        from orchestrator.sampler import SamplingParams
+        from orchestrator.rollout.sampler import SamplingParams
 
         env = self.env(lean=lean)
         generator = self.torch.Generator().manual_seed(seed)
@@ -292,7 +293,7 @@ class OurSide:
         self.ppo_generator = torch.Generator().manual_seed(settings["seed"])
 
     def ppo_step(self, prompts: list[str], metas: list[dict[str, Any]]) -> dict[str, Any]:
-        from orchestrator.sampler import SamplingParams
+        from orchestrator.rollout.sampler import SamplingParams
 
         start = time.perf_counter()
         self.ppo_lm.eval()
@@ -361,7 +362,7 @@ def check_same_model(ours: OurSide, trl: TrlClient, prompts: list[str]) -> dict[
     """Both sides tokenize the 256 prompts alike and score the same ids to the same logits."""
     import torch
 
-    from orchestrator.env import PROTOCOL_TOKENS
+    from orchestrator.rollout.protocol import PROTOCOL_TOKENS
 
     tok = ours.tokenizer
     our_ids = tok(prompts, add_special_tokens=False)["input_ids"]
@@ -535,8 +536,8 @@ def correctness(args: argparse.Namespace, ours: OurSide, trl: TrlClient) -> dict
     """Scripted episodes through both environments: same model tokens under the mask? where not alike, why."""
     import torch
 
-    from orchestrator.env import RESPONSE
-    from orchestrator.sampler import SamplingParams
+    from orchestrator.rollout.environment import RESPONSE
+    from orchestrator.rollout.sampler import SamplingParams
     from orchestrator.task import problem_meta
 
     tok = ours.tokenizer

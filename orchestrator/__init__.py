@@ -1,9 +1,11 @@
 """toolrl: teach language models to use tools with RL, orchestrated on Ray.
 
-The data flow, top down: ``conf/`` (Hydra) -> :mod:`orchestrator.__main__` ->
-:mod:`orchestrator.experiment` -> :mod:`orchestrator.launcher` (Ray Train / Tune) ->
-:mod:`orchestrator.train_loop` (one per worker) -> :mod:`orchestrator.env` (rollout) <->
-:mod:`orchestrator.tools` (Ray actors) -> :mod:`orchestrator.ppo` -> :mod:`orchestrator.tracking`.
+The data flow, top down: ``conf/`` (Hydra; schemas in :mod:`orchestrator.config`) ->
+:mod:`orchestrator.launch` (the command line, the experiment, Ray, the warm start, Ray Train,
+Tune sweeps) -> :mod:`orchestrator.worker` (the loop of every Ray Train worker) ->
+:mod:`orchestrator.rollout` (the environment and the sampler) <-> :mod:`orchestrator.tools`
+(Ray actors) -> :mod:`orchestrator.algos` (PPO, GRPO, SFT) -> :mod:`orchestrator.tracking`.
+Tasks plug in through :mod:`orchestrator.task`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

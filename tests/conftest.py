@@ -10,10 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from orchestrator.cli import CONF_DIR
+from orchestrator.config import compose_config
 
 os.environ.setdefault("WANDB_MODE", "offline")  # tests never talk to W&B's servers
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -32,6 +30,17 @@ def model_cache() -> str:
 
 
 def make_cfg(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
+    """The composed config of ``python -m orchestrator <overrides>``."""
+    return compose_config(overrides)
+
+
+def make_task(name: str, **spec):
+    """The task of conf/task/<name>.yaml (with the experiment file of the tiny model), ``spec``
+    keys overridden: what a run builds."""
+    from orchestrator.task import build_task
+
+    return build_task(make_cfg([f"task={name}", *(f"task.spec.{k}={_yaml(v)}" for k, v in spec.items())]).task)
+
+
+def _yaml(value):
+    return "null" if value is None else str(value)

@@ -4,10 +4,11 @@ import random
 
 import pytest
 
-from orchestrator.episode import Episode
+from orchestrator.rollout.episode import Episode
 from orchestrator.tools.base import ToolError
 from orchestrator.tools.calculator import Calculator, evaluate, format_number
-from tasks.calculator import CalculatorTask, exact_match_reward
+from tasks.calculator import exact_match_reward
+from tests.conftest import make_task
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ def test_reward_table(text, answer, reward):
 
 
 def test_reward_reads_model_segments_only():
-    task = CalculatorTask()
+    task = make_task('calculator')
     ep = Episode.from_prompt([1], "What is 2*3?\n\n", {"answer": 6})
     ep.add("model", [2], "<request><Calculator>2*3<call>")
     ep.add("tool", [3], "Result=6<submit><response>")
@@ -56,7 +57,7 @@ def test_calculator_rounds():
 
 
 def test_problems_follow_the_seed_format():
-    task = CalculatorTask()
+    task = make_task('calculator')
     problems = [p for p, _ in zip(task.train_problems(0), range(300))]
     for p in problems:
         a, b = p.meta["expression"].replace("*", "+").replace("-", "+").split("+", 1)
@@ -67,8 +68,8 @@ def test_problems_follow_the_seed_format():
 
 
 def test_eval_set_is_fixed_and_held_out():
-    task = CalculatorTask(num_eval=64)
-    assert [p.question for p in task.eval_problems()] == [p.question for p in CalculatorTask(num_eval=64).eval_problems()]
+    task = make_task('calculator', num_eval=64)
+    assert [p.question for p in task.eval_problems()] == [p.question for p in make_task('calculator', num_eval=64).eval_problems()]
     held = {p.question for p in task.eval_problems()}
     train = [p.question for p, _ in zip(task.train_problems(0), range(2000))]
     assert not held & set(train)
@@ -77,7 +78,7 @@ def test_eval_set_is_fixed_and_held_out():
 
 
 def test_demonstrations_leave_room_for_rl():
-    task = CalculatorTask(demo_tool_frac=0.3, demo_practice_frac=1.0)
+    task = make_task('calculator', demo_tool_frac=0.3, demo_practice_frac=1.0)
     demos = task.demonstrations(2000, random.Random(0))
     assert len(demos) == 4000
     decisions = [d for d in demos if d[0][0] == "prompt" and not d[0][1].endswith(">")]
@@ -87,5 +88,5 @@ def test_demonstrations_leave_room_for_rl():
     direct = [d for d in decisions if d[1][1].startswith("Result=")]
     assert len(direct) > 0
     # practice demos never put the decision to call under the loss
-    practice = [d for d in demos if d[0][1].endswith(f"<request><{task.tool_name}>")]
+    practice = [d for d in demos if d[0][1].endswith(f"<request><{task.spec.tool_name}>")]
     assert len(practice) == 2000 and all(d[1][0] == "model" and not d[1][1].startswith("<request>") for d in practice)

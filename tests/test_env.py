@@ -3,9 +3,11 @@
 import pytest
 import torch
 
-from orchestrator.env import EnvConfig, TextEnvironment, episode_metrics, parse_call
+from orchestrator.config.schema import EnvConfig
+from orchestrator.rollout.environment import TextEnvironment, episode_metrics
+from orchestrator.rollout.protocol import parse_call
 from orchestrator.models.tokens import build_byte_tokenizer
-from orchestrator.sampler import SamplingParams
+from orchestrator.rollout.sampler import SamplingParams
 from orchestrator.tools.base import ToolCall, ToolError
 from orchestrator.tools.calculator import Calculator
 from orchestrator.tools.local import LocalRouter
@@ -42,7 +44,7 @@ def tok():
 def make_env(tok, **limits):
     router = LocalRouter([Calculator(), Boom(), Echo(), Leaky()])
     reward = lambda ep: exact_match_reward(ep.model_text(), ep.meta["answer"], 0.01)  # noqa: E731
-    return TextEnvironment(tok, router, reward, EnvConfig(**{"max_turns": 3, "max_new_tokens": 40, "max_length": 200, **limits}))
+    return TextEnvironment(tok, router, reward, EnvConfig(**{"max_turns": 3, "max_new_tokens": 40, "max_tool_response": 400, "max_length": 200, **limits}))
 
 
 def run(env, tok, plans, answers):
@@ -121,7 +123,7 @@ def test_sampler_rows_stop_independently(tok):
     """A real (random) model: each row stops at its own budget; finished rows leave the batch."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from orchestrator.sampler import sample_turn
+    from orchestrator.rollout.sampler import sample_turn
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2)).eval()

@@ -13,8 +13,8 @@ import hydra.utils
 import pytest
 
 from orchestrator.config import validate
-from orchestrator.env import parse_call
-from orchestrator.episode import Episode
+from orchestrator.rollout.protocol import parse_call
+from orchestrator.rollout.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
 from orchestrator.task import Problem
 from orchestrator.tools.sandbox import run_python
@@ -449,7 +449,7 @@ E2E_OVERRIDES = [
 @needs_data
 def test_gsm8k_end_to_end(tmp_path, model_cache, local_ray):
     """Warm start, eval, two PPO steps, eval: programs run in the sandbox through the Ray tool pool."""
-    from orchestrator.experiment import run
+    from orchestrator.launch.experiment import run
 
     out = tmp_path / "gsm8k"
     cfg = make_cfg([*E2E_OVERRIDES, f"cache_dir={model_cache}", f"output_dir={out}", f"task.spec.local_dir={DATA}"])

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from orchestrator.lean_decoder import lean_decoder_for
-from orchestrator.sampler import SamplingParams, positions_from_mask, sample_turn
+from orchestrator.rollout.lean_decoder import lean_decoder_for
+from orchestrator.rollout.sampler import SamplingParams, positions_from_mask, sample_turn
 
 VOCAB = 48
 
@@ -136,7 +136,7 @@ def test_sees_each_update_of_the_weights():
 def test_draws_follow_the_distribution():
     """The sampler's inverse-CDF draw: frequencies match the softmax, top-k and zero-probability
     tokens are never drawn, temperature sharpens."""
-    from orchestrator.sampler import _draw
+    from orchestrator.rollout.sampler import _draw
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf"), 0.5]]).repeat(20000, 1)
     g = torch.Generator().manual_seed(0)
@@ -155,7 +155,7 @@ def test_draws_follow_the_distribution():
 def test_later_turns_continue_from_saved_keys_and_values(name):
     """Three turns with tool output appended between them and episodes leaving after each:
     the lean path encodes only what was appended, and draws what the re-encoding path draws."""
-    from orchestrator.sampler import TurnSampler
+    from orchestrator.rollout.sampler import TurnSampler
 
     model = MODELS[name]()
     runs, widths = [], []
@@ -180,7 +180,7 @@ def test_later_turns_continue_from_saved_keys_and_values(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_common_prompt_beginning_is_encoded_once(name):
-    from orchestrator.sampler import TurnSampler
+    from orchestrator.rollout.sampler import TurnSampler
 
     model = MODELS[name]()
     shared = [7, 3, 9, 9, 2]

@@ -4,7 +4,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from orchestrator.env import PROTOCOL_TOKENS
+from orchestrator.rollout.protocol import PROTOCOL_TOKENS
 from orchestrator.models.loading import load_causal_lm
 from orchestrator.models.policy import PolicyWithValue
 from orchestrator.models.tokens import build_byte_tokenizer

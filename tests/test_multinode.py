@@ -73,7 +73,7 @@ def steps(trial_dir: Path) -> list[int]:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_cache, caplog):
-    from orchestrator.experiment import run
+    from orchestrator.launch.experiment import run
 
     before = known_actors()
     with caplog.at_level(logging.INFO, logger="orchestrator"):
@@ -91,7 +91,7 @@ def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_c
 @pytest.mark.ray
 @pytest.mark.slow
 def test_two_seed_sweep_spreads_over_the_nodes(cluster, tmp_path, model_cache):
-    from orchestrator.sweep import run_sweep
+    from orchestrator.launch.sweep import run_sweep
 
     before = known_actors()
     summary = run_sweep(make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from orchestrator.episode import Episode
+from orchestrator.rollout.episode import Episode
 from orchestrator.ppo import (
     AdaptiveKLController,
     PPOConfig,

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from orchestrator.cli import check_overrides
+from orchestrator.config import check_overrides
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow]

@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from orchestrator.config import ConfigError
-from orchestrator.report import load_trials, summarize, tables
-from orchestrator.sweep import expand_grid, stable_run_id, trial_config, trial_name
+from orchestrator.launch.report import load_trials, summarize, tables
+from orchestrator.launch.sweep import expand_grid, stable_run_id, trial_config, trial_name
 from tests.conftest import make_cfg
 
 
@@ -68,9 +68,9 @@ def test_report_command_on_a_folder(tmp_path):
     import sys
 
     fake_sweep(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "orchestrator.report", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "orchestrator.launch.report", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and (tmp_path / "seeds.png").exists()
-    bad = subprocess.run([sys.executable, "-m", "orchestrator.report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run([sys.executable, "-m", "orchestrator.launch.report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a sweep output folder" in bad.stderr
 
 
@@ -79,7 +79,7 @@ def test_report_command_on_a_folder(tmp_path):
 def test_seed_sweep_end_to_end(tmp_path, model_cache):
     import ray
 
-    from orchestrator.sweep import run_sweep
+    from orchestrator.launch.sweep import run_sweep
 
     ray.init(num_cpus=2, include_dashboard=False)
     try:
@@ -108,7 +108,7 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
     reports that trial's last checkpoint instead of training it again."""
     import torch
 
-    from orchestrator.sweep import finished_metrics
+    from orchestrator.launch.sweep import finished_metrics
 
     base = OmegaConf.to_container(make_cfg(["sweep=seeds", "trainer.max_steps=3"]), resolve=False)
     assert finished_metrics(trial_config(base, 0, {}, str(tmp_path))) is None  # no checkpoint: train
@@ -124,7 +124,7 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
 
 
 def test_resume_finds_the_sweep(tmp_path):
-    from orchestrator.sweep import resolve_sweep_dir
+    from orchestrator.launch.sweep import resolve_sweep_dir
 
     for name in ("2024-01-01_00-00-00", "2024-01-02_00-00-00", "named"):
         (tmp_path / name / "tune").mkdir(parents=True)

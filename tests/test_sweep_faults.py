@@ -40,7 +40,7 @@ def test_failed_trial_is_retried_from_its_checkpoint(tmp_path, model_cache):
     so the trial fails; Tune retries it once; the retry resumes from the step-2 checkpoint."""
     import ray
 
-    from orchestrator.sweep import run_sweep
+    from orchestrator.launch.sweep import run_sweep
 
     ray.init(num_cpus=2, include_dashboard=False)
     try:

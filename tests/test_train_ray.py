@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from orchestrator.experiment import run
+from orchestrator.launch.experiment import run
 from tests.conftest import make_cfg
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

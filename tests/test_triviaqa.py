@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from orchestrator.env import parse_call
-from orchestrator.episode import Episode
+from orchestrator.rollout.protocol import parse_call
+from orchestrator.rollout.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
 from tasks.triviaqa import FEW_SHOT, TriviaQATask, answer_reward, extract_answer, make_world, normalize_answer
 from tasks.triviaqa import loaders

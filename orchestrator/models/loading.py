@@ -1,7 +1,9 @@
-"""Getting a policy's weights: the tiny model (built and cached here) or a hub model.
+"""Loading a policy for training: tokenizer and causal LM, the protocol's tokens added.
 
-Both end in ``from_pretrained``: the tiny model is saved in Hugging Face format, so the
-train workers load every model the same way.
+Every model loads the same way, with ``from_pretrained``: the tiny model is saved in Hugging
+Face format too. Weights load in float32 whatever ``model.dtype`` says: they are the
+optimizer's master copy (an AdamW update of ~1e-5 is below half a bf16 step for most weights
+and would round away); ``model.dtype`` is the dtype forward passes run in (autocast).
 """
 
 from __future__ import annotations
@@ -13,36 +15,27 @@ from typing import Any
 import torch
 
 from orchestrator.models.tokens import add_protocol_tokens
-from orchestrator.task import Task
 
 log = logging.getLogger(__name__)
 
-
-def prepare_model(model_cfg: Any, task: Task, cache_dir: str) -> str:
-    """Return what ``from_pretrained`` should load: a local folder or a hub name.
-
-    Runs on the driver, before the workers start, so the warm start happens once.
-    """
-    if model_cfg.source == "tiny":
-        from orchestrator.models.tiny import TinyRecipe, build_tiny_model
-
-        return str(build_tiny_model(TinyRecipe(**dict(model_cfg.tiny)), task, cache_dir))
-    if model_cfg.source == "hub":
-        if not model_cfg.pretrained:
-            raise ValueError(f"model.pretrained must name a hub model or a folder for model={model_cfg.name}")
-        return str(model_cfg.pretrained)
-    raise ValueError(f"model.source must be 'tiny' or 'hub', got {model_cfg.source!r}")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", tool_names: list[str] | None = None) -> tuple[Any, Any]:
-    """Tokenizer and causal LM; protocol tokens are added (and embeddings resized) when missing."""
+def load_causal_lm(name_or_path: str) -> tuple[Any, Any]:
+    """Tokenizer and float32 causal LM; protocol tokens are added (and embeddings resized) when missing."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch.float32)
     added = add_protocol_tokens(tokenizer, model)
     if added:
         log.info("added %d protocol tokens to %s and resized its embeddings", added, name_or_path)
     if Path(name_or_path).exists():
         log.info("loaded %s (%d parameters)", name_or_path, model.num_parameters())
     return tokenizer, model
+
+
+def compute_dtype(name: str) -> torch.dtype | None:
+    """The autocast dtype of ``model.dtype`` (None for float32: no autocast)."""
+    dtype = DTYPES[name]
+    return None if dtype == torch.float32 else dtype

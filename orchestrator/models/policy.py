@@ -8,13 +8,26 @@ import torch
 from torch import nn
 
 
+DROPOUT_CONFIG_KEYS = ("attn_pdrop", "resid_pdrop", "embd_pdrop", "attention_dropout", "hidden_dropout",
+                       "dropout", "attention_probs_dropout_prob", "hidden_dropout_prob", "summary_first_dropout")
+
+
 def disable_dropout(model: nn.Module) -> nn.Module:
-    """Set every dropout probability to 0. PPO's ratio compares the update's log-probs with
-    those scored at rollout time: dropout in one and not the other turns the ratio into noise
-    that the clip then throws away."""
+    """No dropout anywhere in ``model``. PPO's ratio compares the update's log-probs with those
+    scored at rollout time: dropout in one and not the other turns the ratio into noise that
+    the clip then throws away. ``nn.Dropout`` modules get p=0, and so does every dropout
+    probability in the config, which some families read as a float in their attention
+    (GPTBigCode's ``attn_pdrop``, Llama's ``attention_dropout``) without a module."""
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
+        for attr in ("attn_pdrop", "dropout", "attention_dropout", "dropout_p"):
+            if isinstance(getattr(module, attr, None), float):
+                setattr(module, attr, 0.0)
+    config = getattr(model, "config", None)
+    for key in DROPOUT_CONFIG_KEYS:
+        if config is not None and isinstance(getattr(config, key, None), float):
+            setattr(config, key, 0.0)
     return model
 
 

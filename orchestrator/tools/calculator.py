@@ -1,55 +1,25 @@
-"""A safe arithmetic calculator: an AST walk over numbers and + - * / ** and parentheses.
+"""The calculator tool: ``<request><Calculator>12.1*3<call>`` -> ``36.3``.
 
-Never ``eval``: the policy writes the query, and RL policies write anything.
+Arithmetic goes through the project's one safe evaluator (orchestrator/tools/arithmetic.py).
 """
 
 from __future__ import annotations
 
-import ast
-import math
-import operator
-
+from orchestrator.tools.arithmetic import ArithmeticRefused, evaluate_expression
 from orchestrator.tools.base import ToolError
 
-_BINARY = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.Pow: operator.pow,
-}
-_UNARY = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
-
-def evaluate(expression: str, *, max_exponent: int = 100, max_length: int = 200) -> float:
-    """Evaluate an arithmetic expression; raise :class:`ToolError` for anything else."""
-    if len(expression) > max_length:
-        raise ToolError(f"expression longer than {max_length} characters")
+def evaluate(expression: str, *, max_exponent: int = 100, max_length: int = 200, max_bits: int = 4096) -> float:
+    """Evaluate an arithmetic expression (+ - * / ** and parentheses); :class:`ToolError` for
+    anything else, a division by zero, or a result too large to compute (more than ``max_bits``)."""
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
-    except SyntaxError as err:
-        raise ToolError(f"cannot parse {expression!r}") from err
-
-    def walk(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            left, right = walk(node.left), walk(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > max_exponent:
-                raise ToolError(f"exponent {right} too large")
-            if isinstance(node.op, ast.Div) and right == 0:
-                raise ToolError("division by zero")
-            return _BINARY[type(node.op)](left, right)
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-            return _UNARY[type(node.op)](walk(node.operand))
-        raise ToolError(f"unsupported expression {expression!r}")
-
-    value = walk(tree)
-    if isinstance(value, complex) or not math.isfinite(value):
-        raise ToolError(f"{expression!r} has no finite real value")
-    return value
+        return evaluate_expression(expression, max_length=max_length, max_exponent=max_exponent, max_bits=max_bits)
+    except ZeroDivisionError:
+        raise ToolError("division by zero") from None
+    except OverflowError:
+        raise ToolError(f"{expression!r} overflows") from None
+    except ArithmeticRefused as err:
+        raise ToolError(str(err)) from None
 
 
 def format_number(value: float, round_digits: int) -> str:
@@ -62,8 +32,6 @@ def format_number(value: float, round_digits: int) -> str:
 
 class Calculator:
     """The calculator tool: ``<request><Calculator>12.1*3<call>`` -> ``36.3``."""
-
-    description = "Evaluates an arithmetic expression with + - * / ** and parentheses."
 
     def __init__(self, name: str = "Calculator", round_digits: int = 2) -> None:
         self.name = name

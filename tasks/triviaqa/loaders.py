@@ -12,15 +12,10 @@ import csv
 import logging
 import os
 import re
-from pathlib import Path
 
-from orchestrator.hub import hub_reachable
 from orchestrator.task import Problem
 
 log = logging.getLogger(__name__)
-
-SOURCES = ("auto", "hub", "local")
-
 
 def read_dpr_tsv(path: str | os.PathLike[str]) -> list[Problem]:
     """``question<TAB>['alias', ...]`` lines; quoted fields are unquoted by csv, the alias list
@@ -54,15 +49,6 @@ def load_hub(dataset: str, config: str, split: str) -> list[Problem]:
     return problems
 
 
-def resolve_source(source: str) -> str:
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if source == "auto":
-        source = "hub" if hub_reachable() else "local"
-        log.info("triviaqa: data from the %s", "hub" if source == "hub" else "local file (hub unreachable)")
-    return source
-
-
 # Words a search query does without: question words and the glue of trivia questions.
 _QUERY_STOP = frozenset(
     """a an the of in on at to for by with from and or as is was are were be been did does do
@@ -76,15 +62,3 @@ def keyword_query(question: str, max_words: int = 8) -> str:
     words = (w.strip(".'") for w in re.findall(r"[\w'\-.]+", question))
     kept = [w for w in words if w and w.lower() not in _QUERY_STOP]
     return " ".join(kept[:max_words]) if kept else question.strip()
-
-
-def resolve_path(path: str | os.PathLike[str], root: Path) -> Path:
-    """``path`` made absolute: as given, or against the working directory, or against ``root``
-    (the repository), the first that exists (Ray workers do not share the driver's cwd)."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return p
-    for base in (Path.cwd(), root):
-        if (base / p).exists():
-            return (base / p).resolve()
-    return (Path.cwd() / p).resolve()

@@ -1,0 +1,108 @@
+"""Every number the run computes from the config, computed once, here.
+
+Per-worker batch and minibatch sizes, prompts per step (GRPO draws several episodes per
+prompt), the tiny model's positions, CPUs and torch threads per worker and per sweep trial.
+:func:`check_shapes` runs before Ray starts (it needs the config alone); :func:`derive`
+adds what depends on the cluster (its CPUs, the trials that share it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What the workers read instead of recomputing it from the config."""
+
+    # The seed of this run (the warm start's recipe seed for a warm start).
+    seed: int
+    max_steps: int
+    # Episodes each worker draws per step (batch_size / num_workers).
+    episodes_per_worker: int
+    # Problems each worker rolls out per step (episodes / the algorithm's episodes per prompt).
+    prompts_per_worker: int
+    # Episodes per gradient step (or accumulation chunk) on each worker.
+    minibatch_per_worker: int
+    # Tokens per episode at most (task.env.max_length).
+    max_length: int
+    # Demonstrations an SFT run asks the task for (null: all it has).
+    num_demos: int | None
+    cpus_per_worker: float
+    threads_per_worker: int
+    # The resolved config as plain data (W&B's run config).
+    resolved: dict[str, Any]
+
+
+def episodes_per_prompt(algo_cfg: Any) -> int:
+    from orchestrator.algos import ALGORITHMS
+
+    return ALGORITHMS[algo_cfg.name].episodes_per_prompt(algo_cfg)
+
+
+def check_shapes(cfg: Any) -> list[str]:
+    """The sizes that must divide each other, as ``key: problem`` lines (empty when all fit)."""
+    tr, algo = cfg.trainer, cfg.algo
+    problems = []
+    if tr.batch_size % tr.num_workers:
+        problems.append(f"trainer.batch_size: {tr.batch_size} does not split evenly over "
+                        f"trainer.num_workers={tr.num_workers}")
+        return problems
+    per_worker = tr.batch_size // tr.num_workers
+    group = episodes_per_prompt(algo)
+    if per_worker % group:
+        problems.append(f"trainer.batch_size: {tr.batch_size} episodes over {tr.num_workers} worker(s) is "
+                        f"{per_worker} per worker, not whole groups of algo.group_size={group}")
+    minibatch = getattr(algo, "minibatch_size", None)
+    if minibatch is not None:
+        if minibatch > tr.batch_size:
+            problems.append(f"algo.minibatch_size: {minibatch} is larger than trainer.batch_size={tr.batch_size}")
+        elif minibatch % tr.num_workers:
+            problems.append(f"algo.minibatch_size: {minibatch} does not split evenly over trainer.num_workers="
+                            f"{tr.num_workers} (it counts episodes over all workers)")
+    tiny = cfg.model.tiny if cfg.model.source == "tiny" else None
+    if tiny is not None and tiny.n_positions is not None and cfg.task.env.max_length > tiny.n_positions:
+        problems.append(f"task.env.max_length: {cfg.task.env.max_length} exceeds model.tiny.n_positions="
+                        f"{tiny.n_positions}")
+    return problems
+
+
+def cpus_per_worker(tr: Any, cluster_cpus: float, trials_at_once: int = 1) -> float:
+    """The CPUs a worker reserves: trainer.cpus_per_worker, else its share of the cluster (at
+    most 2 when one run has the cluster to itself; 1 with a GPU)."""
+    if tr.cpus_per_worker:
+        return float(tr.cpus_per_worker)
+    if tr.use_gpu:
+        return 1.0
+    share = cluster_cpus / max(trials_at_once, 1)
+    if trials_at_once > 1:
+        # the trials' coordinators hold a sliver each and may all sit on one node
+        from orchestrator.launch.sweep import TRIAL_CPU
+
+        share -= TRIAL_CPU * trials_at_once
+        return round(max(share, TRIAL_CPU) / tr.num_workers, 3)
+    per_worker = max(1.0, min(2.0, share // tr.num_workers))
+    return per_worker if per_worker * tr.num_workers <= share else share / tr.num_workers
+
+
+def derive(cfg: Any, cluster_cpus: float, trials_at_once: int = 1, resolved: dict[str, Any] | None = None,
+           seed: int | None = None) -> Derived:
+    """``cfg`` is the typed RunConfig (shapes already checked)."""
+    tr, algo = cfg.trainer, cfg.algo
+    per_worker = tr.batch_size // tr.num_workers
+    minibatch = getattr(algo, "minibatch_size", None) or tr.batch_size
+    cpus = cpus_per_worker(tr, cluster_cpus, trials_at_once)
+    threads = tr.threads_per_worker or max(1, round(cpus) if not tr.use_gpu else 1)
+    return Derived(
+        seed=cfg.seed if seed is None else seed,
+        max_steps=tr.max_steps,
+        episodes_per_worker=per_worker,
+        prompts_per_worker=per_worker // episodes_per_prompt(algo),
+        minibatch_per_worker=max(1, minibatch // tr.num_workers),
+        max_length=cfg.task.env.max_length,
+        num_demos=getattr(algo, "num_demos", None),
+        cpus_per_worker=cpus,
+        threads_per_worker=int(threads),
+        resolved=resolved or {},
+    )

@@ -1,0 +1,1 @@
+"""Rollouts: the protocol, the batched multi-turn environment, the episode record, the sampler."""

@@ -1,0 +1,1 @@
+"""What every Ray Train worker runs: the loop, its batches, evaluation, checkpoints."""
