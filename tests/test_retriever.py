@@ -181,3 +181,15 @@ def test_ray_train_two_workers_a_few_steps(stb765, tmp_path):
     dense = DenseRetriever(small, model=model, doc_tokens=32, query_tokens=32)  # a document finds itself
     top = dense.retrieve(small[7].text, 1)
     assert top == [small[7].api_id]
+
+
+@needs_queries
+def test_cli_evaluates_bm25_per_file_and_on_the_held_out_split(capsys):
+    from tasks.toolbench.retriever.__main__ import main
+
+    assert main(["eval", "--retriever", "bm25", "--split", "test"]) == 0
+    held_out = capsys.readouterr().out
+    assert "| bm25 |" in held_out and "overall: 154" in held_out
+    assert main(["eval", "--retriever", "bm25", "--corpus", "per-file", "--by", "group"]) == 0
+    per_file = capsys.readouterr().out
+    assert "G1_tool @5" in per_file and "overall: 765" in per_file

