@@ -22,6 +22,38 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 REPO = Path(__file__).resolve().parent.parent
 
 
+def ensure_local_ray() -> None:
+    """One embedded 2-CPU Ray cluster for the whole test session (each start costs ~5 s and 0.7 GB):
+    started on first use, shut down when the session ends. A test that needs a cluster of its own
+    (several nodes) shuts this one down first; the next user starts it again. Never ``ray stop``.
+
+    The driver uses W&B before Ray starts (as a notebook or a sweep's summary run would), so workers
+    inherit its WANDB_SERVICE: the killed-worker tests check that a restarted worker still gets its run."""
+    import ray
+
+    if not ray.is_initialized():
+        import wandb
+
+        wandb.setup()
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+
+
+@pytest.fixture
+def local_ray():
+    ensure_local_ray()
+    yield
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except ImportError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def model_cache() -> str:
     """The tiny-model cache for this session (TOOLRL_TEST_CACHE reuses one across sessions)."""
@@ -34,13 +66,39 @@ def make_cfg(overrides: list[str]):
     return compose_config(overrides)
 
 
-def make_task(name: str, **spec):
-    """The task of conf/task/<name>.yaml (with the experiment file of the tiny model), ``spec``
-    keys overridden: what a run builds."""
+def make_task(name: str, model: str = "tiny", **spec):
+    """The task a run of ``task=<name> model=<model>`` builds (conf/task/<name>.yaml and, for the
+    tiny model, its conf/experiment/<name>_tiny.yaml), ``spec`` keys overridden."""
     from orchestrator.task import build_task
 
-    return build_task(make_cfg([f"task={name}", *(f"task.spec.{k}={_yaml(v)}" for k, v in spec.items())]).task)
+    overrides = [f"task={name}", f"model={model}", *(f"task.spec.{k}={_yaml(v)}" for k, v in spec.items())]
+    return build_task(make_cfg(overrides).task)
 
 
 def _yaml(value):
     return "null" if value is None else str(value)
+
+
+def make_algo_cfg(name: str, **overrides):
+    """The typed config of conf/algo/<name>.yaml (a hub model's, no tiny-model hparams), keys overridden."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_object(make_cfg([f"algo={name}", "model=gpt2"]).algo)
+    return dataclasses.replace(cfg, **overrides)
+
+
+def make_setup(lm, reference=None, **overrides):
+    """An AlgoSetup for one CPU worker (no DDP) around ``lm``; ``reference`` defaults to a copy."""
+    import copy
+
+    import torch
+
+    from orchestrator.algos import AlgoSetup
+
+    values = dict(lm=lm, reference=lambda: reference if reference is not None else copy.deepcopy(lm), pad_id=0,
+                  device=torch.device("cpu"), rank=0, world_size=1, minibatch_size=64, max_steps=10, max_length=64,
+                  seed=0, wrap=lambda module: module)
+    values.update(overrides)
+    return AlgoSetup(**values)

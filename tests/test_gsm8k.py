@@ -12,13 +12,13 @@ from pathlib import Path
 import hydra.utils
 import pytest
 
-from orchestrator.config import validate
+from orchestrator.config import check
 from orchestrator.rollout.protocol import parse_call
 from orchestrator.rollout.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
 from orchestrator.task import Problem
 from orchestrator.tools.sandbox import run_python
-from tasks import gsm8k
+from orchestrator.task import sources
 from tasks.gsm8k import (
     FEW_SHOT,
     GSM8KTask,
@@ -28,7 +28,8 @@ from tasks.gsm8k import (
     result_reward,
     run_arithmetic,
 )
-from tests.conftest import REPO, make_cfg
+from orchestrator.task import build_task
+from tests.conftest import REPO, make_cfg, make_task
 
 
 def shared_gsm8k() -> Path | None:
@@ -55,7 +56,12 @@ def train_rows() -> list:
 
 
 def local_task(**kwargs) -> GSM8KTask:
-    return GSM8KTask(source="local", local_dir=str(DATA), **kwargs)
+    return hub_task(source="local", local_dir=str(DATA), **kwargs)
+
+
+def hub_task(**kwargs) -> GSM8KTask:
+    """The task as a hub model's run builds it (no byte_context), spec keys overridden."""
+    return make_task("gsm8k", model="gpt2", **kwargs)
 
 
 # ---------------------------------------------------------------- answers and reward
@@ -120,7 +126,7 @@ def _episode(*segments: tuple[str, str]) -> Episode:
 
 
 def test_reward_reads_the_model_text_only():
-    task = GSM8KTask()
+    task = hub_task()
     call = ("model", "<request><PythonInterpreter>print(72)<call>")
     # the interpreter printed a submitted answer: the model did not write it, so it earns nothing
     assert task.reward(_episode(call, ("tool", "Result=72<submit>\n<response>"))) == 0.0
@@ -268,7 +274,7 @@ def test_few_shot_answers_are_right():
 
 
 def test_prompt_shapes():
-    task = GSM8KTask(tool_name="Py")
+    task = hub_task(tool_name="Py")
     problem = Problem(question="How many?", answer=3.0)
     assert task.prompt(problem, few_shot=False) == "Q: How many?\n\n"
     with_shots = task.prompt(problem, few_shot=True)
@@ -316,8 +322,7 @@ def test_byte_level_models_get_short_prompts_only():
         kept = task.split(split)
         assert 0 < len(kept) < len(local_task().split(split))
         assert all(len(task.prompt(p, few_shot=False).encode()) <= 128 for p in kept)
-    with pytest.raises(ValueError, match="max_prompt_bytes"):
-        GSM8KTask(byte_context=128, max_prompt_bytes=128)
+    assert any("max_prompt_bytes" in p for p in hub_task(byte_context=128, max_prompt_bytes=128).problems())
 
 
 def test_bad_lines_name_file_and_line(tmp_path):
@@ -331,9 +336,9 @@ def test_bad_lines_name_file_and_line(tmp_path):
 
 
 def test_missing_local_files_say_where(tmp_path, monkeypatch):
-    monkeypatch.setattr(gsm8k, "hub_reachable", lambda: False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda: False)
     with pytest.raises(FileNotFoundError, match="did not answer"):
-        GSM8KTask(source="auto", local_dir=str(tmp_path)).split("train")
+        hub_task(source="auto", local_dir=str(tmp_path)).split("train")
 
 
 def _fake_hub(calls: list):
@@ -347,7 +352,7 @@ def test_hub_source_uses_datasets(monkeypatch):
     datasets = pytest.importorskip("datasets")
     calls: list = []
     monkeypatch.setattr(datasets, "load_dataset", _fake_hub(calls))
-    task = GSM8KTask(source="hub")
+    task = hub_task(source="hub")
     assert [p.question for p in task.eval_problems()] == ["test question?"]
     assert calls == [("openai/gsm8k", "main", "test")]
 
@@ -357,10 +362,10 @@ def test_auto_takes_the_hub_when_it_answers_else_the_files(monkeypatch):
     datasets = pytest.importorskip("datasets")
     calls: list = []
     monkeypatch.setattr(datasets, "load_dataset", _fake_hub(calls))
-    monkeypatch.setattr(gsm8k, "hub_reachable", lambda: True)
-    assert len(GSM8KTask(source="auto", local_dir=str(DATA)).split("train")) == 1
-    monkeypatch.setattr(gsm8k, "hub_reachable", lambda: False)
-    assert len(GSM8KTask(source="auto", local_dir=str(DATA)).split("train")) == 7473
+    monkeypatch.setattr(sources, "hub_reachable", lambda: True)
+    assert len(hub_task(source="auto", local_dir=str(DATA)).split("train")) == 1
+    monkeypatch.setattr(sources, "hub_reachable", lambda: False)
+    assert len(hub_task(source="auto", local_dir=str(DATA)).split("train")) == 7473
     assert len(calls) == 1
 
 
@@ -368,20 +373,21 @@ def test_auto_takes_the_hub_when_it_answers_else_the_files(monkeypatch):
 
 
 def test_tool_config_builds_the_interpreter():
-    (tool_cfg,) = GSM8KTask(tool_timeout_s=1.5).tools()
+    (tool_cfg,) = hub_task(tool_timeout_s=1.5).tools()
     tool = hydra.utils.instantiate(tool_cfg)
     assert tool.name == "PythonInterpreter" and tool.timeout_s == 1.5
 
 
 def test_config_composes_for_tiny_and_hub_models():
     cfg = make_cfg(["task=gsm8k"])
-    validate(cfg)
+    check(cfg)
     assert cfg.task.env.max_turns == 2
-    assert cfg.task.spec.byte_context == cfg.model.tiny.n_positions == cfg.task.env.max_length
-    task = hydra.utils.instantiate(cfg.task.spec)
-    assert isinstance(task, GSM8KTask) and task.tolerance == 0.1
+    # conf/experiment/gsm8k_tiny.yaml: one token per byte over the task's whole episode
+    assert cfg.task.spec.byte_context == cfg.task.env.max_length and cfg.model.tiny.n_positions is None
+    task = build_task(cfg.task)
+    assert isinstance(task, GSM8KTask) and task.spec.tolerance == 0.1
     hub = make_cfg(["task=gsm8k", "model=gpt2"])
-    validate(hub)
+    check(hub)
     assert hub.task.spec.byte_context is None  # hub models keep every problem
 
 
@@ -416,14 +422,6 @@ def test_demonstrations(tool_frac, practice_frac):
 
 
 # ---------------------------------------------------------------- end to end
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
-    yield
-    ray.shutdown()
 
 
 # A pipeline check: a short warm start that teaches the protocol (not GSM8K), two PPO steps.
@@ -462,7 +460,7 @@ def test_gsm8k_end_to_end(tmp_path, model_cache, local_ray):
     # the interpreter answered: calls whose result was not an error (malformed calls are errors)
     train = [r for r in rows if "tools/calls_per_episode" in r]
     assert any(r["tools/calls_per_episode"] > 0 and r["tools/error_frac"] < 1.0 for r in train), train
-    assert sorted(p.name for p in (out / "episodes").glob("*.html")) == ["step_000000.html", "step_000002.html"]
+    assert sorted(p.name for p in (out / "episodes").glob("step_*.html")) == ["step_000000.html", "step_000002.html"]
     print({k: round(v, 3) for k, v in metrics.items() if k.startswith(("time/", "eval/", "tools/", "env/reward"))})
 
 
@@ -473,7 +471,7 @@ def test_fingerprint_follows_the_demos_not_the_paths(tmp_path):
     for name in ("train.jsonl", "test.jsonl"):
         (copy / name).write_bytes((DATA / name).read_bytes())
     base = local_task(byte_context=512).fingerprint()
-    assert GSM8KTask(source="local", local_dir=str(copy), byte_context=512, num_eval=5).fingerprint() == base
+    assert hub_task(source="local", local_dir=str(copy), byte_context=512, num_eval=5).fingerprint() == base
     assert local_task(byte_context=512, demo_tool_frac=0.5).fingerprint() != base
     (copy / "train.jsonl").write_text((DATA / "train.jsonl").read_text().replace("Natalia", "Natalie", 1))
-    assert GSM8KTask(source="local", local_dir=str(copy)).fingerprint() != local_task().fingerprint()
+    assert hub_task(source="local", local_dir=str(copy)).fingerprint() != local_task().fingerprint()

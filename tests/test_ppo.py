@@ -5,18 +5,16 @@ import math
 import pytest
 import torch
 
-from orchestrator.rollout.episode import Episode
-from orchestrator.ppo import (
+from orchestrator.algos.batch import collate, logprobs_of, masked_whiten
+from orchestrator.algos.ppo import (
     AdaptiveKLController,
-    PPOConfig,
-    collate,
     compute_rewards,
     gae_over_actions,
     last_action_index,
-    logprobs_of,
-    masked_whiten,
     ppo_loss,
 )
+from orchestrator.rollout.episode import Episode
+from tests.conftest import make_algo_cfg, make_setup
 
 
 def test_logprobs_pick_the_next_token():
@@ -74,7 +72,7 @@ def test_whiten_ignores_masked_entries():
 
 
 def test_clipped_policy_and_value_losses_by_hand():
-    cfg = PPOConfig(cliprange=0.2, cliprange_value=0.2, vf_coef=0.1)
+    cfg = make_algo_cfg("ppo", cliprange=0.2, cliprange_value=0.2, vf_coef=0.1)
     old = torch.zeros(1, 2)
     new = torch.tensor([[math.log(1.5), math.log(0.5)]])  # ratios 1.5 and 0.5
     adv = torch.tensor([[1.0, -1.0]])
@@ -99,7 +97,7 @@ def test_masked_tokens_get_no_gradient():
     ids = torch.tensor([[0, 1, 2, 3, 1]])
     mask = torch.tensor([[1.0, 0.0, 0.0, 1.0]])  # actions at t=0 and t=3; t=1,2 predict tool tokens
     lp = logprobs_of(logits, ids)
-    out = ppo_loss(lp, lp.detach() + 0.1, values, values.detach(), torch.ones(1, 4), torch.ones(1, 4), mask, PPOConfig())
+    out = ppo_loss(lp, lp.detach() + 0.1, values, values.detach(), torch.ones(1, 4), torch.ones(1, 4), mask, make_algo_cfg("ppo"))
     out.loss.backward()
     assert logits.grad[0, 1].abs().sum() == 0 and logits.grad[0, 2].abs().sum() == 0
     assert logits.grad[0, 0].abs().sum() > 0 and logits.grad[0, 3].abs().sum() > 0
@@ -128,11 +126,6 @@ def test_collate_masks_follow_segments():
     assert batch.scores.tolist() == [1.0, 0.0]
 
 
-def test_invalid_ppo_config_names_the_key():
-    with pytest.raises(ValueError, match="algo.cliprange"):
-        PPOConfig(cliprange=0)
-
-
 def test_scoring_in_length_sorted_chunks_equals_one_full_width_pass():
     """The learner scores old/reference log-probs and values in chunks cut to their own width:
     on every position an action can sit on, the numbers are those of one full-width pass."""
@@ -140,8 +133,7 @@ def test_scoring_in_length_sorted_chunks_equals_one_full_width_pass():
 
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from orchestrator.learner import PPOLearner
-    from orchestrator.models.policy import PolicyWithValue
+    from orchestrator.algos.ppo import PPO
 
     torch.manual_seed(0)
     lm = LlamaForCausalLM(LlamaConfig(vocab_size=20, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -150,15 +142,17 @@ def test_scoring_in_length_sorted_chunks_equals_one_full_width_pass():
     with torch.no_grad():
         for p in ref.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    policy = PolicyWithValue(lm)
     episodes = []
     for n in (3, 9, 2, 6, 12):
         ep = Episode.from_prompt([1, 2], "p")
         ep.add("model", [int(t) for t in torch.randint(3, 20, (n,))], "m")
         episodes.append(ep)
-    learner = PPOLearner(policy, ref, PPOConfig(minibatch_size=2), pad_id=0, device=torch.device("cpu"))
+    algo = PPO(make_algo_cfg("ppo"), make_setup(lm, reference=ref, minibatch_size=2))
+    exp = algo.prepare(episodes)
     batch = collate(episodes, pad_id=0)
-    old, values, ref_lp = learner._score_batch(batch)
+    old, values = exp.old_logprobs, exp.old_values
+    ref_lp = exp.old_logprobs - exp.kl  # the KL is stored per model token: old - reference
+    policy = algo.model
     with torch.no_grad():
         logits, full_values = policy(batch.input_ids, batch.attention_mask, batch.position_ids)
         ref_logits = ref(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids).logits

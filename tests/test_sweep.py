@@ -10,9 +10,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from orchestrator.config import ConfigError
-from orchestrator.launch.report import load_trials, summarize, tables
+from orchestrator.launch.report import load_trials, summarize, tables, trial_identity
 from orchestrator.launch.sweep import expand_grid, stable_run_id, trial_config, trial_name
-from tests.conftest import make_cfg
+from tests.conftest import ensure_local_ray, make_cfg
 
 
 def test_expand_grid_crosses_every_value():
@@ -28,7 +28,7 @@ def test_trial_config_changes_seed_everywhere(tmp_path):
     a = trial_config(base, 1, {"algo.lr": 3e-5}, str(tmp_path))
     b = trial_config(base, 2, {"algo.lr": 3e-5}, str(tmp_path))
     assert a.seed == 1 and b.seed == 2
-    assert a.model.tiny.seed == 1 and b.model.tiny.seed == 2  # the warm start follows the run seed
+    assert a.model.tiny.seed is None  # null: the warm start follows the run seed (models/tiny.resolved_recipe)
     assert a.algo.lr == 3e-5 and a.sweep is None
     assert a.output_dir == str(tmp_path / "trials" / "seed1-lr=3e-05") and a.trainer.resume is None
     with pytest.raises(ConfigError, match="sweep.params.algo.nope"):
@@ -42,9 +42,11 @@ def test_trial_ids_are_stable_and_distinct(tmp_path):
 
 
 def fake_sweep(root: Path) -> None:
+    from orchestrator.launch.sweep import write_trial_file
+
     for seed, final in ((0, 0.9), (1, 0.7), (2, 0.8)):
         trial = root / "trials" / f"seed{seed}"
-        trial.mkdir(parents=True)
+        write_trial_file(trial, seed, {})
         lines = [{"step": s, "env/reward_mean": final * s / 4, "objective/kl": 0.1 * s, "eval/accuracy": final * s / 4}
                  for s in range(5)]
         (trial / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 5, "env/rew')
@@ -53,7 +55,9 @@ def fake_sweep(root: Path) -> None:
 def test_report_means_spreads_and_failures(tmp_path):
     fake_sweep(tmp_path)
     trials = load_trials(tmp_path)  # the cut last line is skipped, not fatal
-    per_trial, per_group = tables(trials, ["eval/accuracy"], {"seed3": "RuntimeError: worker died"})
+    identities = {name: trial_identity(tmp_path, name) for name in [*trials, "seed3"]}
+    assert identities["seed1"] == ("default", 1)  # read from trial.json, never parsed from the name
+    per_trial, per_group = tables(trials, identities, ["eval/accuracy"], {"seed3": "RuntimeError: worker died"})
     assert [r[0] for r in per_trial[1:]] == ["seed0", "seed1", "seed2", "seed3"]
     assert per_trial[-1][-1] == "failed: RuntimeError: worker died"
     assert per_group[1][2] == "0.8000 ± 0.1000" and per_group[1][1] == "3"
@@ -81,14 +85,11 @@ def test_seed_sweep_end_to_end(tmp_path, model_cache):
 
     from orchestrator.launch.sweep import run_sweep
 
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=1",
-                        "model.tiny.seed=0", f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb",
-                        "logger.tags=[test]"])
-        summary = run_sweep(cfg)
-    finally:
-        ray.shutdown()
+    ensure_local_ray()
+    cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=1",
+                    "model.tiny.seed=0", f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb",
+                    "logger.tags=[test]"])
+    summary = run_sweep(cfg)
     sweep = Path(summary["sweep_dir"])
     assert summary["trials"] == 2 and summary["failed"] == 0
     assert (sweep / "seeds.png").exists() and (sweep / "summary.md").exists()
@@ -115,7 +116,7 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
     for step in (2, 3):
         folder = tmp_path / "trials" / "seed0" / "ray" / "run" / f"checkpoint_{step}"
         folder.mkdir(parents=True)
-        torch.save({"step": step, "run_id": "abc", "learner": {}, "rng": {}, "metrics": {"eval/accuracy": step / 10}},
+        torch.save({"step": step, "run_id": "abc", "algo": {}, "rng": {}, "metrics": {"eval/accuracy": step / 10}},
                    folder / "state.pt")
         cfg = trial_config(base, 0, {}, str(tmp_path))
         assert cfg.trainer.resume == str(folder)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, make_cfg
+from tests.conftest import REPO, ensure_local_ray, make_cfg
+from tests.faults import kill_override
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -42,15 +43,12 @@ def test_failed_trial_is_retried_from_its_checkpoint(tmp_path, model_cache):
 
     from orchestrator.launch.sweep import run_sweep
 
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
-        cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=1", "sweep.max_failures=1", "trainer.max_failures=0",
-                        "trainer.max_steps=4", "trainer.checkpoint_every=2", "trainer.eval_every=0",
-                        "trainer.kill_rank_at_step={rank: 0, step: 3}", "model.tiny.seed=0",
-                        f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb"])
-        summary = run_sweep(cfg)
-    finally:
-        ray.shutdown()
+    ensure_local_ray()
+    cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=1", "sweep.max_failures=1", "trainer.max_failures=0",
+                    "trainer.max_steps=4", "trainer.checkpoint_every=2", "trainer.eval_every=0",
+                    kill_override(0, 3), "model.tiny.seed=0",
+                    f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb"])
+    summary = run_sweep(cfg)
     sweep = Path(summary["sweep_dir"])
     trial = sweep / "trials" / "seed0"
     assert summary["trials"] == 1 and summary["failed"] == 0, (sweep / "summary.md").read_text()

@@ -3,6 +3,8 @@
 import pytest
 import ray
 
+from tests.conftest import ensure_local_ray
+
 from orchestrator.tools.base import ToolCall
 from orchestrator.tools.pool import PoolOptions, build_router
 
@@ -14,11 +16,10 @@ CALC = {"_target_": "orchestrator.tools.calculator.Calculator", "name": "Calcula
 
 @pytest.fixture(scope="module")
 def router():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ensure_local_ray()
     r = build_router([FAULTY, CALC], PoolOptions(num_actors=2, timeout_s=8.0))
     yield r
     r.shutdown()
-    ray.shutdown()
 
 
 def test_batch_is_answered_in_order_across_pools(router):

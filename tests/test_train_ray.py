@@ -11,20 +11,14 @@ import ray
 
 from orchestrator.launch.experiment import run
 from tests.conftest import make_cfg
+from tests.faults import kill_override
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray():
-    # The driver uses W&B before Ray starts (as a notebook or a sweep's summary run would), so
-    # workers inherit its WANDB_SERVICE: the killed-worker test must still get its run back.
-    import wandb
-
-    wandb.setup()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=True)
+@pytest.fixture(autouse=True)
+def shared_ray(local_ray):
     yield
-    ray.shutdown()
 
 
 def rows(output_dir: str) -> list[dict]:
@@ -63,7 +57,7 @@ def test_killed_worker_resumes_from_checkpoint_with_same_wandb_run(tmp_path, mod
     out = str(tmp_path / "kill")
     metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=wandb",
                             "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.eval_every=0",
-                            "trainer.kill_rank_at_step={rank: 0, step: 3}"]))
+                            kill_override(0, 3)]))
     assert metrics["step"] == 6
     steps = [r["step"] for r in rows(out) if "env/reward_mean" in r]
     assert steps == [1, 2, 3, 4, 5, 6], steps  # step 3 was redone once, nothing lost, nothing twice

@@ -8,8 +8,11 @@ import pytest
 from orchestrator.rollout.protocol import parse_call
 from orchestrator.rollout.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
-from tasks.triviaqa import FEW_SHOT, TriviaQATask, answer_reward, extract_answer, make_world, normalize_answer
+from tasks.triviaqa import FEW_SHOT, answer_reward, extract_answer, make_world, normalize_answer
 from tasks.triviaqa import loaders
+from tasks.triviaqa.tools import search_in_process
+from orchestrator.config import check_overrides
+from tests.conftest import make_task
 from tasks.triviaqa.loaders import keyword_query, read_dpr_tsv
 from tasks.triviaqa.world import KINDS, QUESTIONS
 
@@ -81,7 +84,7 @@ def _episode(*segments):
 
 @pytest.mark.parametrize("criterion", ["exact", "toolformer"])
 def test_alias_in_tool_text_earns_nothing(criterion):
-    task = TriviaQATask(criterion=criterion)
+    task = make_task("triviaqa", criterion=criterion)
     call = ("model", "<request><Wiki>Kilimanjaro<call>")
     # the passage names the answer, even in the answer format; the model's own answer is wrong
     ep = _episode(call, ("tool", "Result=Tanzania<submit> Mount Kilimanjaro is in Tanzania.<response>"),
@@ -108,7 +111,7 @@ def test_few_shot_prompt_follows_the_protocol_and_is_right():
         passage = shot[shot.index("<call>") + 6: shot.index("<response>")]
         assert answer_reward(shot + "<submit>", aliases) == 1.0
         assert any(normalize_answer(a) in normalize_answer(passage) for a in aliases)  # the passage holds it
-    task = TriviaQATask(source="local", local_file=SHARED_TSV)
+    task = make_task("triviaqa", source="local", local_file=SHARED_TSV)
     problem = task.eval_problems()[0]
     assert task.prompt(problem, few_shot=True) == text + problem.question + "\n\n"
     assert task.prompt(problem, few_shot=False) == problem.question + "\n\n"
@@ -134,11 +137,11 @@ def test_read_dpr_tsv_handles_quoted_lines(tmp_path):
 
 
 def test_shared_file_loads_and_eval_is_held_out():
-    task = TriviaQATask(source="local", local_file=SHARED_TSV, num_eval=128)
-    train, evals = task._splits()
+    task = make_task("triviaqa", source="local", local_file=SHARED_TSV, num_eval=128)
+    train, evals = task.splits()
     assert len(evals) == 128 and len(train) + len(evals) <= 11313 and len(train) > 11000
     assert not {p.question for p in evals} & {p.question for p in train}
-    again = TriviaQATask(source="local", local_file=SHARED_TSV, num_eval=128).eval_problems()
+    again = make_task("triviaqa", source="local", local_file=SHARED_TSV, num_eval=128).eval_problems()
     assert [p.question for p in again] == [p.question for p in evals]
     assert all(isinstance(p.answer, list) and p.answer and p.meta["query"] for p in evals)
     zero, one = task.train_problems(0), task.train_problems(1)
@@ -151,17 +154,8 @@ def test_keyword_query():
     assert keyword_query("Who?") == "Who?"
 
 
-def test_auto_source_follows_the_hub(monkeypatch):
-    monkeypatch.setattr(loaders, "hub_reachable", lambda: False)
-    assert loaders.resolve_source("auto") == "local"
-    monkeypatch.setattr(loaders, "hub_reachable", lambda: True)
-    assert loaders.resolve_source("auto") == "hub" and loaders.resolve_source("local") == "local"
-    with pytest.raises(ValueError, match="source must be"):
-        loaders.resolve_source("web")
-
-
 def test_tool_config_has_absolute_paths(tmp_path):
-    tool = TriviaQATask(cache_dir=str(tmp_path)).tools()[0]
+    tool = make_task("triviaqa", cache_dir=str(tmp_path)).tools()[0]
     assert tool["_target_"] == "orchestrator.tools.search.WikiSearch" and tool["name"] == "Wiki"
     assert tool["index_dir"] == str(tmp_path / "indexes" / "mini_wiki_corpus")
     assert tool["corpus"].startswith("/") and tool["corpus"].endswith("mini_wiki_corpus.jsonl")
@@ -172,8 +166,7 @@ def test_tool_config_has_absolute_paths(tmp_path):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    return TriviaQATask(data="synthetic", corpus=None, cache_dir=str(tmp_path_factory.mktemp("cache")),
-                        max_passage_chars=64)
+    return make_task("triviaqa_synthetic", cache_dir=str(tmp_path_factory.mktemp("cache")), max_passage_chars=64)
 
 
 def test_world_is_fixed_by_its_seed():
@@ -205,12 +198,12 @@ def test_search_finds_every_entity_article(synthetic):
     assert tools[0]["corpus"].endswith(".jsonl") and tools[0]["index_dir"].startswith("/")
     names = list(synthetic.world.entities)
     assert len(names) == 2400
-    assert synthetic.search(names) == [synthetic.world.article(n) for n in names]
+    assert search_in_process(synthetic.tools()[0], names) == [synthetic.world.article(n) for n in names]
     assert all(len(synthetic.world.article(n)) <= 64 for n in names)
 
 
 def test_synthetic_eval_is_held_out_and_answers_are_only_in_articles(synthetic):
-    train, evals = synthetic._splits()
+    train, evals = synthetic.splits()
     assert len(evals) == 256
     held = {(p.meta["query"], p.meta["attribute"]) for p in evals}
     assert not held & {(p.meta["query"], p.meta["attribute"]) for p in train}  # facts, not just wordings
@@ -223,7 +216,7 @@ def test_synthetic_eval_is_held_out_and_answers_are_only_in_articles(synthetic):
 
 def test_a_full_synthetic_episode_fits_the_tiny_model(synthetic):
     tokenizer = build_byte_tokenizer(extra_tokens=["<Wiki>"])
-    train, evals = synthetic._splits()
+    train, evals = synthetic.splits()
     longest = 0
     for p in evals + train[::7]:
         text = (synthetic.prompt(p, few_shot=False) + f"<request><Wiki>{p.meta['query']}<call>"
@@ -234,10 +227,11 @@ def test_a_full_synthetic_episode_fits_the_tiny_model(synthetic):
 
 def test_demonstrations_leave_room_for_rl(synthetic):
     demos = synthetic.demonstrations(1000, random.Random(0))
-    assert len(demos) == 3000  # demo_practice_frac=2 (the default)
+    extra = int(synthetic.spec.demo_practice_frac * 1000)  # conf/task/triviaqa_synthetic.yaml
+    assert len(demos) == 1000 + extra
     decisions = [d for d in demos if not d[0][1].endswith("<request><Wiki>")]
     practice = [d for d in demos if d[0][1].endswith("<request><Wiki>")]
-    assert len(decisions) == 1000 and len(practice) == 2000
+    assert len(decisions) == 1000 and len(practice) == extra
     used = [d for d in decisions if d[1][1].startswith("<request>")]
     assert 0.25 < len(used) / len(decisions) < 0.35
     # practice never puts the decision under the loss; tool text is the entity's article
@@ -251,12 +245,16 @@ def test_demonstrations_leave_room_for_rl(synthetic):
 
 
 def test_fingerprint_ignores_cache_paths():
-    a = TriviaQATask(data="synthetic", corpus=None, cache_dir="/a").fingerprint()
-    b = TriviaQATask(data="synthetic", corpus=None, cache_dir="/b", index_dir="/c").fingerprint()
-    assert a == b and a != TriviaQATask(data="synthetic", corpus=None, world_seed=8).fingerprint()
+    a = make_task("triviaqa_synthetic", cache_dir="/a").fingerprint()
+    b = make_task("triviaqa_synthetic", cache_dir="/b", index_dir="/c").fingerprint()
+    assert a == b and a != make_task("triviaqa_synthetic", world_seed=8).fingerprint()
 
 
-@pytest.mark.parametrize("kwargs, message", [({"data": "nope"}, "data must be"), ({"criterion": "fuzzy"}, "criterion must be")])
-def test_bad_arguments_are_named(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        TriviaQATask(**kwargs)
+@pytest.mark.parametrize("overrides, message", [
+    (["task=triviaqa", "task.spec.criterion=fuzzy"], "task.spec.criterion: got 'fuzzy' (valid: exact, toolformer)"),
+    (["task=triviaqa", "task.spec.corpus=null"], "task.spec.corpus: null, and no task.spec.index_dir"),
+    (["task=triviaqa_synthetic", "task.spec.world_size=3"], "task.spec.world_size: must be >= 10"),
+])
+def test_bad_arguments_are_named(overrides, message):
+    found = check_overrides(overrides)
+    assert found is not None and message in found, found

@@ -59,4 +59,8 @@ def hub_or_local(source: str, what: str, from_hub: Callable[[], T], from_local: 
             if source == "hub":
                 raise
             log.warning("%s: the hub answered but loading failed (%s); using the local files", what, err)
-    return from_local()
+    try:
+        return from_local()
+    except FileNotFoundError as err:
+        why = "the hub was not asked (source: local)" if source == "local" else "the hub did not answer"
+        raise FileNotFoundError(f"{err}; {why}") from None
