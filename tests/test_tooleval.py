@@ -236,6 +236,14 @@ def test_tooleval_pass_rate_coin_flips_ties_and_the_table():
     # a different seed changes only the coins
     patterns = {tuple(coin(s, "unsure", "G1", "m", "4", r) for r in range(4)) for s in range(8)}
     assert len(patterns) > 1
+    # a give-up is Unsolved without a judge, but its task is judged: Unsolvable -> Passed;
+    # no Finish at all fails with no question asked
+    gave_up = make_answer("6", "", finished=True)
+    gave_up.answer["final_answer"] = '{"return_type": "give_up_and_restart"}'
+    judge = ScriptedJudge({"check_task_solvable|6|m|0": "Unsolvable"}, defaults={"check_task_solvable": "Solvable"})
+    result = tooleval_pass_rate([gave_up, make_answer("7", "x", finished=False)], judge, evaluations=2)["G1"]
+    assert [(q.query_id, q.passed_votes) for q in result.queries] == [("6", 1), ("7", 0)]
+    assert judge.asked == ["check_task_solvable|6|m|0", "check_task_solvable|6|m|1"]
 
 
 def test_win_rate_order_swap_ties_a_judge_that_always_picks_the_first_answer():

@@ -4,7 +4,8 @@ ToolEval, per evaluation of an answer (``eval_pass_rate.py``; 4 per query in the
 ``run_pass_rate.sh``):
 
 1. no ``Finish`` at the end of the chain: Unsolved, failed, no judge asked;
-2. ``check_is_solved``: an empty or given-up final answer is Unsolved without a judge;
+2. ``check_is_solved``: an empty or given-up final answer is Unsolved without a judge (the
+   task is still judged in step 3: a give-up on an Unsolvable task passes);
    otherwise ``check_answer_status`` on the final answer, and when that says Unsure,
    ``parse_answer_status`` on the whole answer;
 3. not Solved: ``check_task_solvable`` (Solved answers are Solvable without asking);
@@ -66,6 +67,7 @@ class Evaluation:
     passed: bool | None = None
     coin_flip: bool = False
     judged: bool = True
+    stopped: str | None = None  # "no_finish" or "gave_up" when no judge saw the answer
 
 
 def solve_status(answer: EvalAnswer, judge: Judge, run: int) -> Evaluation:
@@ -73,10 +75,10 @@ def solve_status(answer: EvalAnswer, judge: Judge, run: int) -> Evaluation:
     base = dict(query_id=answer.query_id, group=answer.group, model=answer.model, run=run)
     if not answer.finished:
         return Evaluation(answer_status=UNSOLVED, reason="Unsolved: the chain does not end with a Finish call",
-                          judged=False, **base)
+                          judged=False, stopped="no_finish", **base)
     if answer.gave_up:
         return Evaluation(answer_status=UNSOLVED, reason="Unsolved: the final answer is empty or gives up "
-                          "(give_up_and_restart)", judged=False, **base)
+                          "(give_up_and_restart)", judged=False, stopped="gave_up", **base)
     first = judge.check_answer_status(answer, run)
     if first.label != UNSURE:
         return Evaluation(answer_status=str(first.label), reason=_line(first.reason), **base)
@@ -88,7 +90,7 @@ def solve_status(answer: EvalAnswer, judge: Judge, run: int) -> Evaluation:
 def tooleval_evaluation(answer: EvalAnswer, judge: Judge, run: int, seed: int) -> Evaluation:
     """Steps 1-5 for one evaluation (one judge run) of one answer."""
     status = solve_status(answer, judge, run)
-    if not status.judged:  # ToolEval: "failed", task reported Solvable, no further question
+    if status.stopped == "no_finish":  # ToolEval: "failed", task reported Solvable, no further question
         return replace(status, task_status=SOLVABLE, pass_label=AnswerPass.FAILED.value, passed=False)
     if status.answer_status == SOLVED:
         return replace(status, task_status=SOLVABLE, pass_label=AnswerPass.PASSED.value, passed=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable
@@ -86,6 +87,7 @@ class OpenAIJudge(Judge):
         self.name = f"openai:{self.model}"
         self.cache = RequestCache(config.cache_path)
         self.cost = JudgeCost()
+        self._cost_lock = threading.Lock()
         headers = {}
         key = os.environ.get(config.api_key_env, "")
         if key:
@@ -151,14 +153,16 @@ class OpenAIJudge(Judge):
         cached = self.cache.get(body)
         if cached is not None:
             usage = cached.get("usage") or {}
-            self.cost.cache_hits += 1
-            self.cost.cached_prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
-            self.cost.cached_completion_tokens += int(usage.get("completion_tokens", 0) or 0)
+            with self._cost_lock:
+                self.cost.cache_hits += 1
+                self.cost.cached_prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
+                self.cost.cached_completion_tokens += int(usage.get("completion_tokens", 0) or 0)
             return self._arguments(cached, function)
         problem = ""
         for attempt in range(self.config.max_attempts):
             if attempt:
-                self.cost.retries += 1
+                with self._cost_lock:
+                    self.cost.retries += 1
             response = self._post(body)
             try:
                 arguments = self._arguments(response, function)
@@ -182,13 +186,15 @@ class OpenAIJudge(Judge):
             reply = self._client.post("/chat/completions", json=body)
         except httpx.HTTPError as err:
             raise JudgeError(f"{self.name}: {self.config.base_url}: {type(err).__name__}: {err}") from err
-        self.cost.requests += 1
+        with self._cost_lock:
+            self.cost.requests += 1
         if reply.status_code != 200:
             raise JudgeError(f"{self.name}: HTTP {reply.status_code} from {self.config.base_url}: {reply.text[:300]}")
         response = reply.json()
         usage = response.get("usage") or {}
-        self.cost.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
-        self.cost.completion_tokens += int(usage.get("completion_tokens", 0) or 0)
+        with self._cost_lock:
+            self.cost.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
+            self.cost.completion_tokens += int(usage.get("completion_tokens", 0) or 0)
         return response
 
     @staticmethod

@@ -162,13 +162,13 @@ class Coverage:
             return f"{self.status}: the chain calls no API; no value to state"
         stated = "; ".join(f"{api}: {_short(v)}" for api, v in self.covered.items())
         missing = [api for api in self.targets if api not in self.covered]
-        parts = [f"{self.status}: states values of {len(self.covered)}/{len(self.targets)} {source}"]
+        line = f"{self.status}: states values of {len(self.covered)}/{len(self.targets)} {source}"
         if stated:
-            parts.append(f"({stated})")
+            line += f" ({stated})"
         if missing:
             notes = [f"{api} (returned no value)" if api in self.empty else api for api in missing]
-            parts.append("; nothing from " + ", ".join(notes))
-        return " ".join(parts)
+            line += "; nothing from " + ", ".join(notes)
+        return line
 
 
 def coverage(answer: EvalAnswer) -> Coverage:
