@@ -90,14 +90,16 @@ def test_packed_trains_each_toolbench_pair_once(answers):
 
 @needs_data
 def test_packed_and_toolbench_give_the_same_summed_nll():
-    """The (context, target) pairs are the same: a random model's summed NLL agrees."""
+    """The (context, target) pairs are the same: a random model's summed NLL agrees. Here on
+    the G1 and G2 trees (9 of 13, with diversity prompts); ``python -m
+    tasks.toolbench.equivalence`` runs all 13 (docs/toolbench.md)."""
     from tasks.toolbench.equivalence import compare_on_sample
 
-    scores = compare_on_sample(vocab_size=4096, hidden=32, layers=1, heads=2)
+    scores = compare_on_sample(vocab_size=4096, groups=("G1_answer", "G2_answer"), hidden=16, layers=1, heads=1)
     tb, pk = scores["toolbench"], scores["packed"]
-    assert tb.trained_tokens == pk.trained_tokens > 5000
+    assert tb.trained_tokens == pk.trained_tokens > 2000
     assert abs(tb.summed_nll - pk.summed_nll) <= 1e-5 * abs(tb.summed_nll)
-    assert pk.tokens < 0.5 * tb.tokens and pk.instances == 17 and tb.instances == 50
+    assert pk.tokens < 0.5 * tb.tokens and (tb.instances, pk.instances) == (33, 10)
 
 
 def test_instance_with_no_trained_token_is_an_error():

@@ -174,9 +174,9 @@ def test_sft_file_read_back_gives_the_same_instances(tmp_path):
 def test_bpe_tokenizer_keeps_markers_whole_and_offsets_exact(tmp_path, docs):
     from tasks.toolbench.tokenizer import cached_tokenizer, toolllama_specials
 
-    texts = ["".join(t for _, t in d) for d in to_demonstrations(generate(docs, "train", 100, SyntheticSpec()))]
-    tok = cached_tokenizer(texts, 1024, cache_dir=tmp_path)
-    again = cached_tokenizer(texts, 1024, cache_dir=tmp_path)
+    texts = ["".join(t for _, t in d) for d in to_demonstrations(generate(docs, "train", 40, SyntheticSpec()))]
+    tok = cached_tokenizer(texts, 600, cache_dir=tmp_path)
+    again = cached_tokenizer(texts, 600, cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 1 and again.get_vocab() == tok.get_vocab()
     for special in toolllama_specials():
         assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1, special

@@ -21,20 +21,27 @@ from tasks.toolbench.render import Demonstration
 log = logging.getLogger(__name__)
 
 
+def trained_token_masks(demos: list[Demonstration], tokenizer: Any) -> list[tuple[list[int], list[bool]]]:
+    """Per demonstration: the token ids of its text and, per token, whether the loss covers it
+    (one batched tokenizer call)."""
+    texts = ["".join(t for _, t in demo) for demo in demos]
+    encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for demo, ids, offsets in zip(demos, encodings["input_ids"], encodings["offset_mapping"]):
+        spans, at = [], 0
+        for source, piece in demo:
+            if source == "model":
+                spans.append((at, at + len(piece)))
+            at += len(piece)
+        mask = [any(a <= start and end <= b for a, b in spans) and end > start for start, end in offsets]
+        if not any(mask):
+            raise ValueError("a demonstration with no trained token")
+        out.append((ids, mask))
+    return out
+
+
 def trained_token_mask(demo: Demonstration, tokenizer: Any) -> tuple[list[int], list[bool]]:
-    """Token ids of the demonstration's text and, per token, whether the loss covers it."""
-    text = "".join(t for _, t in demo)
-    model_chars = bytearray(len(text))
-    at = 0
-    for source, piece in demo:
-        if source == "model":
-            model_chars[at:at + len(piece)] = b"\x01" * len(piece)
-        at += len(piece)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = [end > start and all(model_chars[start:end]) for start, end in enc["offset_mapping"]]
-    if not any(mask):
-        raise ValueError("a demonstration with no trained token")
-    return enc["input_ids"], mask
+    return trained_token_masks([demo], tokenizer)[0]
 
 
 @dataclass(frozen=True)
@@ -85,15 +92,19 @@ def tiny_random_model(tokenizer: Any, hidden: int = 64, layers: int = 2, heads: 
     return LlamaForCausalLM(config).eval()
 
 
-def compare_on_sample(vocab_size: int = 2048, backward: bool = False, **model_shape: int) -> dict[str, FormatScore]:
-    """Both formats of the ToolBench sample (13 valid trees), one tokenizer, one random model."""
+def compare_on_sample(
+    vocab_size: int = 2048, backward: bool = False, groups: tuple[str, ...] = ("G1_answer", "G2_answer", "G3_answer"),
+    **model_shape: int,
+) -> dict[str, FormatScore]:
+    """Both formats of the ToolBench sample (13 valid trees in ``groups``), one tokenizer,
+    one random model."""
     from tasks.toolbench.convert import convert_answers
     from tasks.toolbench.formats import find_answer_files, read_answer_file
     from tasks.toolbench.paths import toolbench_sample_dir
     from tasks.toolbench.render import render
     from tasks.toolbench.tokenizer import train_tokenizer
 
-    answers = [read_answer_file(f) for f in find_answer_files(toolbench_sample_dir() / "answer")]
+    answers = [read_answer_file(f) for g in groups for f in find_answer_files(toolbench_sample_dir() / "answer" / g)]
     demos = {fmt: [render(c) for c in convert_answers(answers, fmt)] for fmt in ("toolbench", "packed")}
     tokenizer = train_tokenizer(("".join(t for _, t in d) for d in demos["packed"]), vocab_size)
     model = tiny_random_model(tokenizer, **model_shape)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from tasks.toolbench.formats import AnswerFile, FormatError, FunctionCall, Message, SftInstance, read_sft_file
 from tasks.toolbench.render import ParseError, parse_step
-from tasks.toolbench.toolllama import _CALL_PHRASE, _FORMAT_NOTE, _FUNCTIONS_INTRO
+from tasks.toolbench.toolllama import CALL_PHRASE, FORMAT_NOTE, FUNCTIONS_INTRO
 
 _ROLES = {"system": "system", "user": "user", "assistant": "assistant", "function": "function", "human": "user", "gpt": "assistant"}
 
 
 def _split_system(value: str, where: str) -> tuple[str, tuple[dict, ...]]:
-    head, sep, tail = value.rpartition(_FUNCTIONS_INTRO)
+    head, sep, tail = value.rpartition(FUNCTIONS_INTRO)
     if not sep:
         raise FormatError(where, "", "the system text does not end with the function list")
     try:
@@ -31,7 +31,7 @@ def _split_system(value: str, where: str) -> tuple[str, tuple[dict, ...]]:
         raise FormatError(where, "", f"the function list is not a Python literal ({err})") from None
     if not isinstance(functions, list) or not all(isinstance(f, dict) and "name" in f for f in functions):
         raise FormatError(where, "", "the function list is not a list of function schemas")
-    return head.replace(_FORMAT_NOTE, _CALL_PHRASE), tuple(functions)
+    return head.replace(FORMAT_NOTE, CALL_PHRASE), tuple(functions)
 
 
 def _messages(inst: SftInstance, file: str, index: int) -> tuple[tuple[Message, ...], tuple[dict, ...]]:

@@ -36,8 +36,7 @@ SYSTEM_STYLES = ("short", "toolbench")
 SHORT_SYSTEM = "You can call these functions with a function call to actually excute your step."
 COMPACT_FINISH = {
     "name": "Finish",
-    "parameters": {"type": "object", "properties": {"return_type": {"type": "string", "enum": ["give_answer", "give_up_and_restart"]},
-                                                    "final_answer": {"type": "string"}}, "required": ["return_type"]},
+    "parameters": {"properties": {"return_type": {"type": "string"}, "final_answer": {"type": "string"}}, "required": ["return_type"]},
 }
 
 _WORDS = (
@@ -56,7 +55,7 @@ class SyntheticSpec:
     # Share of tools held out (their trajectories only in the held-out split).
     heldout_tool_fraction: float = 0.1
     # APIs of the chosen tool offered in the system prompt (at most; plus Finish).
-    max_offered: int = 3
+    max_offered: int = 2
     # Calls before Finish (1..max_calls).
     max_calls: int = 2
     # APIs with more required parameters than this are never called (long queries).
@@ -64,7 +63,7 @@ class SyntheticSpec:
     # Chance that each optional parameter is used too.
     optional_rate: float = 0.2
     max_value_chars: int = 8
-    max_observation_chars: int = 96
+    max_observation_chars: int = 64
     query_style: str = "function"
     system_style: str = "short"
 
@@ -151,7 +150,7 @@ def _observation(api: ApiRecord, rng: random.Random, spec: SyntheticSpec) -> tup
 def _compact(function: dict[str, Any]) -> dict[str, Any]:
     params = function["parameters"]
     props = {k: {"type": v["type"]} for k, v in params["properties"].items()}
-    return {"name": function["name"], "parameters": {"type": "object", "properties": props, "required": list(params["required"])}}
+    return {"name": function["name"], "parameters": {"properties": props, "required": list(params["required"])}}
 
 
 def _words(name: str) -> str:

@@ -19,15 +19,15 @@ MAX_OBSERVATION = 1024
 ROLE_LABELS = {"system": "System", "user": "User", "function": "Function", "assistant": "Assistant"}
 THOUGHT, ACTION, ACTION_INPUT = "Thought: ", "Action: ", "Action Input: "
 
-_CALL_PHRASE = "with a function call to actually excute your step."
-_FORMAT_NOTE = _CALL_PHRASE + " Your output should follow this format:\nThought:\nAction\nAction Input:\n"
-_FUNCTIONS_INTRO = "\nSpecifically, you have access to the following APIs: "
+CALL_PHRASE = "with a function call to actually excute your step."
+FORMAT_NOTE = CALL_PHRASE + " Your output should follow this format:\nThought:\nAction\nAction Input:\n"
+FUNCTIONS_INTRO = "\nSpecifically, you have access to the following APIs: "
 
 
 def system_text(system: str, functions: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str:
     """ToolBench's ``process_system_message``: the format note after the call phrase (when the
     system message has it, as DFSDT's does), then the functions as ``str(list)``."""
-    return system.replace(_CALL_PHRASE, _FORMAT_NOTE) + _FUNCTIONS_INTRO + str(list(functions))
+    return system.replace(CALL_PHRASE, FORMAT_NOTE) + FUNCTIONS_INTRO + str(list(functions))
 
 
 def step_text(step: Step) -> str:

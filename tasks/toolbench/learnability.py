@@ -1,0 +1,165 @@
+"""Can a tiny model learn the synthetic ToolBench data on a CPU? A self-contained probe.
+
+Trains a small Llama (plain PyTorch loop, loss on ``model`` spans only) on synthetic
+trajectories for a time budget, then writes each held-out step greedily and scores it with
+:mod:`.metrics` (held-out tools only: functions the model never saw). The task's real
+training goes through the project's SFT algorithm; this probe only sizes the data so a tiny
+model can learn it, and gives the figures in docs/toolbench.md.
+
+    python -m tasks.toolbench.learnability --minutes 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from tasks.toolbench.data import heldout_cases, load_trajectories, to_demonstrations
+from tasks.toolbench.equivalence import trained_token_masks
+from tasks.toolbench.metrics import aggregate, score_step
+from tasks.toolbench.synthetic import SyntheticSpec
+from tasks.toolbench.tokenizer import cached_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    minutes: float = 12.0
+    n_train: int = 20000
+    n_heldout: int = 200
+    vocab_size: int = 2048
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    batch_tokens: int = 4096
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    max_new_tokens: int = 96
+    # Held-out checks during training (seconds of training between them; 0: only at the end).
+    eval_every_s: float = 0.0
+    eval_cases: int = 60
+    seed: int = 0
+    query_style: str = "function"
+
+
+def _batches(examples: list[tuple[list[int], list[bool]]], batch_tokens: int, rng: random.Random):
+    """Length-sorted buckets shuffled: batches of similar lengths, about ``batch_tokens`` each."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest = max(longest, len(examples[i][0]))
+        if current and longest * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest = [], len(examples[i][0])
+        current.append(i)
+    if current:
+        batches.append(current)
+    while True:
+        rng.shuffle(batches)
+        yield from batches
+
+
+def run(cfg: ProbeConfig) -> dict[str, float]:
+    import torch
+    import torch.nn.functional as F
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(cfg.seed)
+    spec = SyntheticSpec(seed=cfg.seed, query_style=cfg.query_style)
+    train = load_trajectories("synthetic", "train", n=cfg.n_train, synthetic=spec)
+    held = load_trajectories("synthetic", "heldout", n=cfg.n_heldout, synthetic=spec)
+    demos = to_demonstrations(train)
+    texts = ["".join(t for _, t in d) for d in demos]
+    tok = cached_tokenizer(texts[:5000], cfg.vocab_size)
+    examples = trained_token_masks(demos, tok)
+    max_len = max(len(ids) for ids, _ in examples) + cfg.max_new_tokens
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=4 * cfg.hidden, num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads, max_position_embeddings=max_len,
+        tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.eos_token_id,
+    ))
+    params = sum(p.numel() for p in model.parameters())
+    log.info("train: %d trajectories, %d tokens (mean %.0f); model %.2fM parameters",
+             len(examples), sum(len(i) for i, _ in examples), sum(len(i) for i, _ in examples) / len(examples), params / 1e6)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
+    budget = cfg.minutes * 60
+    start = time.perf_counter()
+    step, seen = 0, 0
+    batches = _batches(examples, cfg.batch_tokens, random.Random(cfg.seed))
+    cases = heldout_cases(held)
+    paused = 0.0  # seconds spent on held-out checks, not counted as training
+    next_eval = cfg.eval_every_s
+    model.train()
+    while time.perf_counter() - start - paused < budget:
+        if cfg.eval_every_s and time.perf_counter() - start - paused >= next_eval:
+            t0 = time.perf_counter()
+            shares = aggregate(_evaluate(model, tok, cases[: cfg.eval_cases], cfg.max_new_tokens), prefix="")
+            model.train()
+            log.info("check at %.0fs, %d tokens: %s", t0 - start - paused, seen, " ".join(f"{k} {v:.2f}" for k, v in shares.items()))
+            paused += time.perf_counter() - t0
+            next_eval += cfg.eval_every_s
+        idx = next(batches)
+        width = max(len(examples[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), tok.pad_token_id)
+        labels = torch.full((len(idx), width), -100)
+        attn = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            seq, mask = examples[i]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            attn[row, : len(seq)] = 1
+            labels[row, : len(seq)] = torch.where(torch.tensor(mask), torch.tensor(seq), torch.tensor(-100))
+        frac = min(1.0, (time.perf_counter() - start - paused) / budget)
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen += int(attn.sum())
+        if step % 20 == 0:
+            elapsed = time.perf_counter() - start - paused
+            log.info("step %d  %.0fs  loss %.4f  %.0f tokens/s", step, elapsed, loss.item(), seen / elapsed)
+    train_seconds = time.perf_counter() - start - paused
+    scores = _evaluate(model, tok, cases, cfg.max_new_tokens)
+    result = aggregate(scores, prefix="heldout/") | {"train/seconds": train_seconds, "train/steps": float(step),
+                                                     "train/tokens": float(seen), "model/parameters": float(params)}
+    return result
+
+
+def _evaluate(model, tok, cases, max_new_tokens: int):
+    import torch
+
+    model.eval()
+    scores = []
+    with torch.no_grad():
+        for case in cases:
+            prompt = tok(case.prompt, add_special_tokens=False, return_tensors="pt")
+            out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            text = tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=False)
+            scores.append(score_step(text, case.reference, case.functions))
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, value in asdict(ProbeConfig()).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    result = run(ProbeConfig(**vars(args)))
+    for key, value in result.items():
+        log.info("%-28s %.4g", key, value)
+
+
+if __name__ == "__main__":
+    main()
