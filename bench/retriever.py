@@ -54,6 +54,19 @@ def run_retriever(name, retriever, queries, k=5):
     return score(name, queries, ranked), time.time() - started
 
 
+def _shown_args() -> str:
+    """The command's arguments without the ``--note`` text (it is printed on its own)."""
+    shown, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            skip = True
+        elif not arg.startswith("--note="):
+            shown.append(arg)
+    return " ".join(shown)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2, help="Ray Train workers")
@@ -128,7 +141,7 @@ def main() -> int:
         f"Machine: {machine()}. Load average {load_before[0]:.1f} {load_before[1]:.1f} {load_before[2]:.1f} before, "
         + " ".join(f"{x:.1f}" for x in os.getloadavg()) + " after." + (f" {args.note}" if args.note else ""),
         "",
-        f"Command: `python bench/retriever.py {' '.join(sys.argv[1:])}` ({total / 60:.1f} min). Corpus: {len(corpus)} APIs "
+        f"Command: `python bench/retriever.py {_shown_args()}` ({total / 60:.1f} min). Corpus: {len(corpus)} APIs "
         f"(every API of StableToolBench's 6 query files); queries: {len(queries)}, held-out {len(test_queries)} "
         f"(seed {args.seed}, {args.test_fraction:.0%} of each test set). Training: {train_note}.",
         "",
