@@ -151,6 +151,7 @@ def _all_reduce_mean(params: list[torch.nn.Parameter], world: int) -> None:
 
 def train_loop(loop_config: dict[str, Any]) -> None:
     """The per-worker loop Ray Train runs."""
+    entered = time.time()
     import ray.train
     import ray.train.torch
     from sentence_transformers import SentenceTransformer
@@ -188,6 +189,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     local = cfg.batch_size // world
     step = 0
     started = time.time()
+    setup_s = started - entered
     for epoch in range(cfg.epochs):
         order = list(range(len(pairs)))
         random.Random(f"{cfg.seed}|epoch|{epoch}").shuffle(order)
@@ -220,7 +222,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
                 run.log({"retriever/loss": reported.item(), "retriever/lr": scheduler.get_last_lr()[0],
                          "retriever/epoch": epoch}, step=step)
         metrics = {"epoch": epoch, "step": step, "loss": float(reported.item()),
-                   "pairs_per_s": step * cfg.batch_size / max(1e-9, time.time() - started)}
+                   "pairs_per_s": step * cfg.batch_size / max(1e-9, time.time() - started),
+                   "setup_s": setup_s, "train_s": time.time() - started}
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:
