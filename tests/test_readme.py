@@ -49,8 +49,17 @@ COMMANDS = documented_commands()
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_documented_command_config_is_valid(command):
+    """Checked as a user's command is: a GPU run on an embedded cluster of a machine without CUDA is
+    refused with its one line; a run joining a cluster is checked against the cluster once connected."""
+    import torch
+
     args = shlex.split(command)[3:]
-    assert check_overrides(args, check_environment=not any(f in command for f in NEEDS_ELSEWHERE)) is None
+    message = check_overrides(args)
+    here_without_gpu = "trainer.use_gpu=true" in command and "ray.address" not in command and not torch.cuda.is_available()
+    if here_without_gpu:
+        assert message is not None and "trainer.use_gpu" in message and "ray.address=auto" in message, message
+    else:
+        assert message is None, message
 
 
 RUNNABLE = [c for c in COMMANDS if not any(flag in c for flag in CHECKED_ONLY) and "--help" not in c]
@@ -78,3 +87,76 @@ def test_documented_command_runs(command, tmp_path, model_cache):
                          timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "eval/accuracy" in out.stdout
+
+
+# ---------------------------------------------------------------- the "adding" section's examples
+
+
+def adding_section_code() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Adding a task or an algorithm"):]
+    section = section[: section.index("\n## ", 3)]
+    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_readme_task_example_runs_an_episode_with_its_tool():
+    """The worked task: its demonstrations tokenize, its tool answers through the environment, and
+    its reward reads the model's own text."""
+    from orchestrator.config.schema import EnvConfig
+    from orchestrator.models.tokens import build_byte_tokenizer
+    from orchestrator.rollout.demonstration import to_episodes
+    from orchestrator.rollout.environment import TextEnvironment
+    from orchestrator.task import problem_meta
+    from orchestrator.tools.local import LocalRouter
+    from tests.scripted import ScriptedLM
+
+    task_code = adding_section_code()[0]
+    namespace: dict = {}
+    exec(compile(task_code, "README:wordlen", "exec"), namespace)
+    spec = namespace["WordLenSpec"](tool_name="Len", num_eval=4, demo_tool_frac=0.3)
+    task = namespace["WordLenTask"](spec, name="wordlen")
+    tok = build_byte_tokenizer(extra_tokens=["<Len>"])
+    demos = task.demonstrations(200, __import__("random").Random(0))
+    assert len(to_episodes(tok, demos, 96)) == 400
+    problem = task.eval_problems()[0]
+    prompt = task.prompt(problem, few_shot=False)
+    word = problem.meta["word"]
+    model = ScriptedLM(tok, {prompt: [f"<request><Len>{word}<call>", f"\n\nResult={len(word)}<submit>"]})
+    router = LocalRouter([namespace["LenTool"]("Len")])
+    env = TextEnvironment(tok, router, task.reward, EnvConfig(max_turns=2, max_new_tokens=40, max_tool_response=50,
+                                                              max_length=200), lean_decoder=False)
+    [episode] = env.rollout(model, [prompt], [problem_meta(problem)])
+    assert episode.segments[2].source == "tool" and episode.segments[2].text.startswith(str(len(word)))
+    assert episode.reward == 1.0 and episode.end_reason == "submitted"
+
+
+def test_the_readme_algorithm_example_learns_from_a_reward():
+    """The worked algorithm: one update makes the rewarded episode likelier than the other."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.algos.batch import logprobs_of
+    from orchestrator.rollout.episode import Episode
+    from tests.conftest import make_setup
+
+    algo_code = adding_section_code()[1]
+    namespace: dict = {}
+    exec("from dataclasses import dataclass\nimport torch\nfrom orchestrator.config.fields import value\n"
+         "from orchestrator.algos.base import Algorithm\n"
+         "from orchestrator.algos.batch import collate, lm_forward, logprobs_of, masked_mean\n" + algo_code, namespace)
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=20, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, max_position_embeddings=32))
+    algo = namespace["Reinforce"](namespace["ReinforceConfig"](name="reinforce", lr=1e-2), make_setup(lm))
+    episodes = []
+    for tokens, reward in (([5, 6, 7], 1.0), ([8, 9, 10], 0.0)):
+        ep = Episode.from_prompt([1, 2], "p")
+        ep.add("model", tokens, "m")
+        ep.reward = reward
+        episodes.append(ep)
+    experience = algo.prepare(episodes)
+    batch = experience[0]
+    before = (logprobs_of(lm(batch.input_ids).logits, batch.input_ids) * batch.action_mask).sum(1).detach()
+    algo.update(experience, 0)
+    after = (logprobs_of(lm(batch.input_ids).logits, batch.input_ids) * batch.action_mask).sum(1).detach()
+    assert after[0] > before[0] and after[1] < before[1]

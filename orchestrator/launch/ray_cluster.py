@@ -44,6 +44,8 @@ def cluster_cpus() -> float:
 
 def _autoscaler_gpu_types() -> bool:
     """Whether the cluster's autoscaler can still add nodes with GPUs (cluster.yaml's worker types)."""
+    if not ray.is_initialized():
+        return False
     try:
         from ray.autoscaler.v2.sdk import get_cluster_status
 

@@ -21,8 +21,8 @@ def disable_dropout(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.Dropout):
             module.p = 0.0
-        for attr in ("attn_pdrop", "dropout", "attention_dropout", "dropout_p"):
-            if isinstance(getattr(module, attr, None), float):
+        for attr, value in list(vars(module).items()):  # attn_pdrop, attn_dropout, attention_dropout, ...
+            if "drop" in attr and isinstance(value, float):
                 setattr(module, attr, 0.0)
     config = getattr(model, "config", None)
     for key in DROPOUT_CONFIG_KEYS:

@@ -43,8 +43,11 @@ def _draw(logits: torch.Tensor, params: SamplingParams, generator: torch.Generat
         logits = logits.masked_fill(logits < kth, float("-inf"))
     # Inverse CDF: one uniform per row (torch.multinomial costs ~10x more on a CPU, where it
     # was a tenth of a small model's rollout). right=True never picks a zero-probability token.
+    # The uniforms come from the generator's own device (a CPU generator cannot fill a CUDA tensor)
+    # and move to the logits': a seed draws the same tokens on a CPU and on a GPU.
     cdf = torch.softmax(logits, dim=-1).cumsum(-1)
-    u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
+    where = generator.device if generator is not None else cdf.device
+    u = torch.rand((cdf.shape[0], 1), generator=generator, device=where, dtype=cdf.dtype).to(cdf.device) * cdf[:, -1:]
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)
 
 
@@ -191,8 +194,12 @@ class TurnSampler:
                 stepper.keep(keep.to(device))
                 origin, remaining, writing = origin[keep], remaining[keep], writing[keep]
                 tokens, next_pos = tokens[keep.to(device)], next_pos[keep.to(device)]
-            logits = stepper.step(tokens, next_pos)
-            next_pos = next_pos + 1
+            # A finished row the stepper still carries is fed at its last position, not past it: past
+            # n_positions a learned position table (GPT-2) has no row (IndexError on a CPU, a
+            # device-side assert on a GPU). Its logits are never read.
+            live = writing.to(device)
+            logits = stepper.step(tokens, torch.where(live, next_pos, (next_pos - 1).clamp(min=0)))
+            next_pos = next_pos + live.long()
         return out
 
     def _shared_prefix(self, sequences: list[list[int]], device: torch.device) -> list[RowCache | None]:
