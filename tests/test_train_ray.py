@@ -53,23 +53,54 @@ def test_two_workers_stay_in_sync(tmp_path, model_cache):
     assert [r["step"] for r in rows(out) if "env/reward_mean" in r] == [1, 2, 3]
 
 
-def test_killed_worker_resumes_from_checkpoint_with_same_wandb_run(tmp_path, model_cache):
+NOISY = ("time/", "perf/")
+
+
+def numbers(rows_: list[dict], steps: range) -> list[dict]:
+    """The rows of ``steps`` without wall-clock figures."""
+    return [{k: v for k, v in r.items() if not k.startswith(NOISY) and k != "time"} for r in rows_
+            if r["step"] in steps and "env/reward_mean" in r]
+
+
+def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
+    """SIGKILL after the step-2 checkpoint: Ray Train restarts the worker, which resumes the same W&B
+    run and produces the rows of an uninterrupted run with the same seed (optimizer, KL coefficient,
+    RNG streams and data offset restored), bit for bit."""
+    common = [f"cache_dir={model_cache}", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.eval_every=0"]
+    reference = str(tmp_path / "reference")
+    run(make_cfg([*common, f"output_dir={reference}", "logger=none"]))
     out = str(tmp_path / "kill")
-    metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=wandb",
-                            "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.eval_every=0",
-                            kill_override(0, 3)]))
+    metrics = run(make_cfg([*common, f"output_dir={out}", "logger=wandb", kill_override(0, 3)]))
     assert metrics["step"] == 6
     steps = [r["step"] for r in rows(out) if "env/reward_mean" in r]
     assert steps == [1, 2, 3, 4, 5, 6], steps  # step 3 was redone once, nothing lost, nothing twice
-    assert wandb_run_ids(out) == {metrics["run_id"]}
+    folders = list((Path(out) / "wandb").glob("offline-run-*"))
+    assert len(folders) == 2 and wandb_run_ids(out) == {metrics["run_id"]}  # the kill happened; one W&B run
+    assert numbers(rows(out), range(3, 7)) == numbers(rows(reference), range(3, 7))
+
+
+def test_resume_from_a_storage_uri_continues_a_finished_run(tmp_path, model_cache):
+    """Checkpoints go to a URI (pyarrow's file:// here, s3:// or gs:// on a cluster); trainer.resume
+    takes the URI of one, and the second run continues the first's W&B run from its step."""
+    store = f"file://{tmp_path}/store"
+    out1 = str(tmp_path / "exp" / "first")
+    first = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out1}", "logger=wandb", "trainer.max_steps=2",
+                          "trainer.eval_every=0", f"trainer.storage={store}"]))
+    assert first["checkpoint"].startswith(str(tmp_path / "store")) and not (Path(out1) / "ray").exists()
+    checkpoint = "file://" + first["checkpoint"]
+    out2 = str(tmp_path / "exp" / "second")
+    second = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out2}", "logger=wandb", "trainer.max_steps=4",
+                           "trainer.eval_every=0", f"trainer.resume={checkpoint}"]))
+    assert second["step"] == 4 and second["run_id"] == first["run_id"]
+    assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]
 
 
 def test_resume_latest_continues_a_finished_run(tmp_path, model_cache):
     out1 = str(tmp_path / "exp" / "first")
-    first = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out1}", "logger=wandb", "trainer.max_steps=2",
+    first = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out1}", "logger=none", "trainer.max_steps=2",
                           "trainer.eval_every=0"]))
     out2 = str(tmp_path / "exp" / "second")
-    second = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out2}", "logger=wandb", "trainer.max_steps=4",
+    second = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out2}", "logger=none", "trainer.max_steps=4",
                            "trainer.eval_every=0", "trainer.resume=latest"]))
     assert second["step"] == 4 and second["run_id"] == first["run_id"]
     assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]

@@ -43,7 +43,7 @@ def unknown_keys(node: Any, prefix: str = "") -> list[str]:
 
 def resume_problems(cfg: Any) -> list[str]:
     resume = cfg.trainer.resume
-    if not resume or resume == "latest":
+    if not resume or resume == "latest" or "://" in resume:  # a URI is read by Ray Train once it starts
         return []
     from orchestrator.worker.checkpoint import STATE_FILE, find_latest
 

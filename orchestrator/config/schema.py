@@ -39,6 +39,8 @@ class TrainerConfig:
     eval_every: int = value(ge=0)
     checkpoint_every: int = value(ge=0)
     keep_checkpoints: int = value(ge=1)
+    # Where Ray Train writes checkpoints and results: null (<output_dir>/ray) or a URI (s3://, gs://, file://).
+    storage: Optional[str] = value()
     resume: Optional[str] = value()
     max_failures: int = value(ge=-1)
     cpus_per_worker: Optional[float] = value(gt=0)

@@ -23,7 +23,7 @@ from orchestrator.task import build_task
 from orchestrator.tools.pool import PoolOptions, build_router
 from orchestrator.tracking.console import ConsoleChannel, ConsolePrinter, route_driver_logs
 from orchestrator.tracking.tracker import new_run_id
-from orchestrator.worker.checkpoint import find_latest, load_state
+from orchestrator.worker.checkpoint import find_latest, read_state
 from orchestrator.worker.loop import WorkerPayload, train_worker
 
 log = logging.getLogger("toolrl")
@@ -35,6 +35,8 @@ def resolve_resume(cfg: Any) -> str | None:
     resume = cfg.trainer.resume
     if not resume:
         return None
+    if "://" in resume:  # a checkpoint in cloud (or file://) storage: Ray Train reads it as it is
+        return resume
     root = Path(cfg.output_dir).parent if resume == "latest" else Path(resume).expanduser()
     found = root if (root / "state.pt").exists() else find_latest(root)
     if found is None:
@@ -67,7 +69,7 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
     printer = ConsolePrinter(channel).__enter__() if own_console else None
     router = None
     try:
-        storage = storage_path(str(output_dir))
+        storage = typed.trainer.storage or storage_path(str(output_dir))
         check_cluster(typed.trainer, storage)
         task = build_task(typed.task)
         cpus = cluster_cpus()
@@ -76,7 +78,7 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         timings["warm_start_s"] = time.perf_counter() - t0
         router = build_router(task.tools(), PoolOptions(**vars(typed.task.tools))) if task.tools() else None
         if resume_from:
-            run_id = load_state(Path(resume_from)).run_id
+            run_id = read_state(resume_from).run_id
             log.info("resuming from %s (W&B run %s)", resume_from, run_id)
         run_id = run_id or new_run_id()
         resolved = OmegaConf.to_container(cfg, resolve=True)

@@ -74,6 +74,8 @@ def trial_config(base: dict[str, Any], seed: int, overrides: dict[str, Any], swe
         OmegaConf.update(cfg, key, value, merge=False)
     name = trial_name(seed, overrides)
     cfg.output_dir = str(Path(sweep_dir) / "trials" / name)
+    if cfg.trainer.storage:  # one folder per trial in shared storage (run names repeat across grid points)
+        cfg.trainer.storage = f"{str(cfg.trainer.storage).rstrip('/')}/{Path(sweep_dir).name}/{name}"
     cfg.sweep = None
     latest = find_latest(Path(cfg.output_dir))
     cfg.trainer.resume = str(latest) if latest else None

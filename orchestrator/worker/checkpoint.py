@@ -55,6 +55,24 @@ def load_state(folder: Path) -> TrainState:
     return TrainState(raw["step"], raw["run_id"], raw["algo"], raw["rng"], raw.get("metrics", {}))
 
 
+def read_state(location: str) -> TrainState:
+    """The state of a checkpoint folder or URI (``s3://``, ``gs://``, ``file://``: pyarrow's
+    filesystems, as Ray Train reads them)."""
+    if "://" not in location:
+        return load_state(Path(location))
+    from ray.train import Checkpoint
+
+    with Checkpoint(path=location).as_directory() as folder:
+        return load_state(Path(folder))
+
+
+def open_checkpoint(location: str):
+    """A Ray Train Checkpoint of a local folder or a URI."""
+    from ray.train import Checkpoint
+
+    return Checkpoint(path=location) if "://" in location else Checkpoint.from_directory(location)
+
+
 def find_latest(root: Path) -> Path | None:
     """The newest checkpoint folder (one with state.pt) anywhere below ``root``."""
     found = [p.parent for p in Path(root).glob(f"**/{STATE_FILE}")]

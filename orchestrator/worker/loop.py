@@ -27,7 +27,7 @@ from orchestrator.task import build_task
 from orchestrator.tracking.console import ConsoleChannel, step_line
 from orchestrator.tracking.tracker import Tracker
 from orchestrator.worker.callbacks import StepContext, load_callbacks
-from orchestrator.worker.checkpoint import TrainState, load_state, rng_states, save_checkpoint, set_rng_states
+from orchestrator.worker.checkpoint import TrainState, load_state, open_checkpoint, rng_states, save_checkpoint, set_rng_states
 from orchestrator.worker.context import WorkerContext, start_worker
 from orchestrator.worker.evaluation import evaluate
 from orchestrator.worker.sources import DemonstrationSource, RolloutSource
@@ -71,7 +71,7 @@ def train_worker(config: dict[str, Any]) -> None:
     step, run_id, last_metrics = 0, payload.run_id, {}
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and payload.resume_from:
-        checkpoint = Checkpoint.from_directory(payload.resume_from)
+        checkpoint = open_checkpoint(payload.resume_from)
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_state(Path(folder))
