@@ -230,3 +230,19 @@ def test_chat_template_that_rewrites_history_is_refused(chat_tokenizer):
             ChatTemplate(tok).demonstration(conv)
     finally:
         tok.chat_template = old
+
+
+@needs_data
+def test_inference_history_renders_as_training(answers):
+    """A DFSDT node's message list, rendered for inference, is the training context of its next step."""
+    from tasks.toolbench.convert import conversation_from_messages
+    from tasks.toolbench.formats.answers import message_to_json
+
+    answer = answers["G1_answer/59_ChatGPT_DFS_woFilter_w2.json"]
+    packed = convert_answer(answer, "packed")[0]
+    training = _text(render(packed))
+    for step in answer.train_messages:
+        history = [message_to_json(m) for m in step[:-1]]
+        prompt = render_prompt(conversation_from_messages(history, answer.functions))
+        assert training.startswith(prompt)
+        assert parse_step(training[len(prompt):].split("</s>")[0]).action == step[-1].function_call.name

@@ -59,7 +59,7 @@ def test_synthetic_is_seeded_and_schema_valid(docs):
             assert set(params["required"]) <= set(args) <= set(params["properties"])
             assert all(_check_value(v, params["properties"][k]) for k, v in args.items())
             for k, v in args.items():  # the query names the values
-                assert (v if isinstance(v, str) else json.dumps(v)) in answer.query
+                assert f"'{k}' {json.dumps(v, ensure_ascii=False)}" in answer.query
     assert calls > 300
 
 

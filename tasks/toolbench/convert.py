@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from tasks.toolbench.conversation import Conversation, Step, Turn
-from tasks.toolbench.formats import AnswerFile, Message, SftInstance, SftTurn
+from tasks.toolbench.formats import AnswerFile, At, Message, SftInstance, SftTurn
+from tasks.toolbench.formats.answers import read_message
 from tasks.toolbench.toolllama import step_text, system_text
 
 FORMATS = ("packed", "toolbench")
@@ -48,12 +50,9 @@ def tools_of(system: str, functions: tuple[dict, ...]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def step_conversation(answer: AnswerFile, index: int, keep_thoughts: bool = True) -> Conversation | None:
-    """The instance ToolBench makes of ``train_messages[index]``; None where it makes none."""
-    messages: tuple[Message, ...] = answer.train_messages[index]
-    where = f"{answer.file}: answer_generation.train_messages[{index}]"
-    if messages[0].role != "system":
-        raise ValueError(f"{where}[0]: the first message must be the system message")
+def _turns(messages: tuple[Message, ...], keep_thoughts: bool, where: str) -> list[Turn] | None:
+    """The turns after the system message, ToolBench's way; None when the last message is an
+    assistant message without a call (ToolBench trains only on steps that call a function)."""
     turns: list[Turn] = []
     pending: list[str] = []
     last = len(messages) - 1
@@ -68,12 +67,25 @@ def step_conversation(answer: AnswerFile, index: int, keep_thoughts: bool = True
         call = message.function_call
         if call is None:
             if position == last:
-                return None  # ToolBench trains only on steps that call a function
+                return None
             pending.append(message.content or "")
             continue
         step = Step(_thought(pending, message.content, keep_thoughts), call.name, call.arguments)
         turns.append(Turn.assistant(step, trained=position == last))
         pending = []
+    return turns
+
+
+def step_conversation(answer: AnswerFile, index: int, keep_thoughts: bool = True) -> Conversation | None:
+    """The instance ToolBench makes of ``train_messages[index]``; None where it makes none."""
+    messages: tuple[Message, ...] = answer.train_messages[index]
+    where = f"{answer.file}: answer_generation.train_messages[{index}]"
+    if messages[0].role != "system":
+        raise ValueError(f"{where}[0]: the first message must be the system message")
+    turns = _turns(messages, keep_thoughts, where)
+    if turns is None:
+        return None
+    last = len(messages) - 1
     return Conversation(
         id=answer.step_ids[index] if answer.step_ids else f"Step {last}: {answer.query}",
         system=messages[0].content or "",
@@ -81,6 +93,24 @@ def step_conversation(answer: AnswerFile, index: int, keep_thoughts: bool = True
         turns=tuple(turns),
         meta=_meta(answer, messages[0].content or ""),
     )
+
+
+def conversation_from_messages(
+    messages: list[dict[str, Any]] | list[Message],
+    functions: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+    keep_thoughts: bool = True,
+    id: str = "",
+) -> Conversation:
+    """An OpenAI-style message list (a DFSDT node's history: system, user, assistant with
+    ``function_call``, function) as a conversation, for :func:`~tasks.toolbench.render.render_prompt`.
+    Nothing is marked trained; a trailing assistant message without a call is left out."""
+    parsed = tuple(m if isinstance(m, Message) else read_message(At(m, "messages", f"[{i}]")) for i, m in enumerate(messages))
+    if not parsed or parsed[0].role != "system":
+        raise ValueError("messages[0]: the first message must be the system message")
+    while len(parsed) > 1 and parsed[-1].role == "assistant" and parsed[-1].function_call is None:
+        parsed = parsed[:-1]
+    turns = _turns(parsed, keep_thoughts, "messages") or []
+    return Conversation(id, parsed[0].content or "", tuple(functions), tuple(t.untrained() for t in turns))
 
 
 def _meta(answer: AnswerFile, system: str) -> dict:

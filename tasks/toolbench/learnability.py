@@ -135,18 +135,25 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     return result
 
 
-def _evaluate(model, tok, cases, max_new_tokens: int):
+def _evaluate(model, tok, cases, max_new_tokens: int, batch_size: int = 16):
+    """Greedy steps for the cases, batched with left padding; each cut at its first end token."""
     import torch
 
     model.eval()
+    tok.padding_side = "left"
     scores = []
     with torch.no_grad():
-        for case in cases:
-            prompt = tok(case.prompt, add_special_tokens=False, return_tensors="pt")
-            out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
+        for at in range(0, len(cases), batch_size):
+            group = cases[at: at + batch_size]
+            batch = tok([c.prompt for c in group], add_special_tokens=False, return_tensors="pt", padding=True)
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-            text = tok.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=False)
-            scores.append(score_step(text, case.reference, case.functions))
+            for case, row in zip(group, out[:, batch["input_ids"].shape[1]:]):
+                text = tok.decode(row, skip_special_tokens=False)
+                text = text.split(tok.eos_token)[0] + tok.eos_token if tok.eos_token in text else text.replace(tok.pad_token, "")
+                scores.append(score_step(text, case.reference, case.functions))
+                if not scores[-1].action_right and sum(not s.action_right for s in scores) <= 2:
+                    log.info("wrong step: wanted %s, wrote %r", case.reference.action, text[:160])
     return scores
 
 
