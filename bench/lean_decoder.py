@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
     from orchestrator.rollout.environment import TextEnvironment
     from orchestrator.rollout.sampler import SamplingParams
     from orchestrator.tools.local import LocalRouter
-    from orchestrator.train_loop import problem_meta
+    from orchestrator.task import problem_meta
     from tasks.calculator import CalculatorTask
 
     torch.set_num_threads(args.threads)

@@ -246,7 +246,7 @@ class OurSide:
 
     def env(self, max_length: int = MAX_LENGTH, lean: bool = True) -> Any:
         from orchestrator.config.schema import EnvConfig
-    from orchestrator.rollout.environment import TextEnvironment
+        from orchestrator.rollout.environment import TextEnvironment
 
         config = EnvConfig(max_turns=self.args.max_turns, max_new_tokens=self.args.max_new_tokens,
                            max_tool_response=MAX_TOOL_RESPONSE, max_length=max_length)
@@ -272,23 +272,26 @@ class OurSide:
     def ppo_setup(self, settings: dict[str, Any]) -> None:
         import copy
 
-        from orchestrator.learner import PPOLearner
+        from orchestrator.algos import AlgoSetup
+        from orchestrator.algos.ppo import PPO, PPOConfig
         from orchestrator.models.loading import load_causal_lm
-        from orchestrator.models.policy import PolicyWithValue
-        from orchestrator.ppo import PPOConfig
 
         torch = self.torch
         torch.manual_seed(settings["seed"])
         tokenizer, lm = load_causal_lm(str(self.model_dir))
         ref = copy.deepcopy(lm)
-        config = PPOConfig(lr=settings["lr"], ppo_epochs=settings["ppo_epochs"], minibatch_size=settings["minibatch_size"],
-                           init_kl_coef=settings["init_kl_coef"], target_kl=settings["target_kl"],
-                           kl_horizon=settings["kl_horizon"], gamma=settings["gamma"], lam=settings["lam"],
-                           cliprange=settings["cliprange"], cliprange_value=settings["cliprange_value"],
-                           vf_coef=settings["vf_coef"], max_grad_norm=settings["max_grad_norm"])
+        config = PPOConfig(name="ppo", lr=settings["lr"], anneal_lr=False, ppo_epochs=settings["ppo_epochs"],
+                           minibatch_size=settings["minibatch_size"], init_kl_coef=settings["init_kl_coef"],
+                           adaptive_kl=True, target_kl=settings["target_kl"], kl_horizon=settings["kl_horizon"],
+                           gamma=settings["gamma"], lam=settings["lam"], cliprange=settings["cliprange"],
+                           cliprange_value=settings["cliprange_value"], vf_coef=settings["vf_coef"],
+                           max_grad_norm=settings["max_grad_norm"], whiten_advantages=True)
         self.ppo_lm = lm
-        self.learner = PPOLearner(PolicyWithValue(lm), ref, config, tokenizer.pad_token_id, torch.device("cpu"),
-                                  torch.Generator().manual_seed(settings["seed"]))
+        setup = AlgoSetup(lm=lm, reference=lambda: ref, pad_id=tokenizer.pad_token_id, device=torch.device("cpu"), rank=0,
+                          world_size=1, minibatch_size=settings["minibatch_size"], max_steps=10**6,
+                          max_length=MAX_LENGTH, seed=settings["seed"], wrap=lambda module: module)
+        self.learner = PPO(config, setup)
+        self.ppo_step_index = 0
         self.ppo_env = self.env()
         self.ppo_generator = torch.Generator().manual_seed(settings["seed"])
 
@@ -299,7 +302,8 @@ class OurSide:
         self.ppo_lm.eval()
         episodes = self.ppo_env.rollout(self.ppo_lm, prompts, metas, SamplingParams(1.0), self.ppo_generator)
         mid = time.perf_counter()
-        stats = self.learner.step(episodes)
+        stats = self.learner.update(self.learner.prepare(episodes), self.ppo_step_index)
+        self.ppo_step_index += 1
         end = time.perf_counter()
         return {"seconds": end - start, "rollout_s": mid - start, "update_s": end - mid,
                 "reward_mean": sum(ep.reward for ep in episodes) / len(episodes), "kl": stats["objective/kl"]}

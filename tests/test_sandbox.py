@@ -477,18 +477,14 @@ def test_start_failure_is_reported() -> None:
 
 
 @pytest.mark.ray
-def test_tool_in_ray_tool_pool() -> None:
-    ray = pytest.importorskip("ray")
+def test_tool_in_ray_tool_pool(local_ray) -> None:
     from orchestrator.tools.base import ToolCall
     from orchestrator.tools.pool import PoolOptions, build_router
 
-    ray.init(num_cpus=2, include_dashboard=False)
-    try:
+    if True:
         cfg = {"_target_": "orchestrator.tools.python_interpreter.PythonInterpreter", "name": "PythonInterpreter", "timeout_s": 2.0, "num_workers": 1}
         router = build_router([cfg], PoolOptions(num_actors=1, timeout_s=20))
         results = router.call([ToolCall("PythonInterpreter", "print(6 * 7)"), ToolCall("PythonInterpreter", "1/0")])
         assert results[0].ok and results[0].text == "42\n"
         assert "ZeroDivisionError" in results[1].text
         router.shutdown()
-    finally:
-        ray.shutdown()

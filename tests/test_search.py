@@ -427,12 +427,11 @@ def test_cli_refuses_a_directory_that_is_not_an_index(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the Ray pool
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+@pytest.fixture
+def ray_local(local_ray):
+    import ray
+
     yield ray
-    ray.shutdown()
 
 
 @pytest.mark.ray

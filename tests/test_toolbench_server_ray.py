@@ -24,13 +24,6 @@ FIXTURE = Path(__file__).parent / "fixtures" / "toolbench_inference" / "queries.
 SERVER_CFG = {"answer_paths": [str(toolbench_sample_dir() / "answer")], "query_files": [str(FIXTURE)], "seed": 7}
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

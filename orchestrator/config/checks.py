@@ -76,6 +76,22 @@ def model_problems(cfg: Any) -> list[str]:
     return []
 
 
+def mode_problems(cfg: Any, task: Any) -> list[str]:
+    """What the task can do: an evaluation run of its own, RL (rollouts) or SFT only."""
+    from orchestrator.algos import ALGORITHMS
+
+    if cfg.mode == "eval":
+        if not task.has_evaluation:
+            return [f"mode: eval, but task={task.name} has no evaluation run of its own (mode=train evaluates it "
+                    "during training)"]
+        if cfg.infer is None:
+            return ["infer: mode=eval needs the search settings, infer=<option> (conf/infer/: dfsdt, react)"]
+        return []
+    if not task.has_rollouts and ALGORITHMS[cfg.algo.name].learns_from == "rollouts":
+        return [f"algo: {cfg.algo.name} learns from rollouts, but task={task.name} has none here; use algo=sft"]
+    return []
+
+
 def collect_problems(cfg: DictConfig, check_environment: bool = True) -> tuple[list[str], Any]:
     """(problems, the typed config or None when it could not be built)."""
     problems = unknown_keys(cfg) + range_problems(cfg)
@@ -90,7 +106,8 @@ def collect_problems(cfg: DictConfig, check_environment: bool = True) -> tuple[l
 
     problems += check_shapes(typed) + resume_problems(typed) + model_problems(typed)
     try:
-        problems += build_task(typed.task).problems()
+        task = build_task(typed.task)
+        problems += task.problems() + mode_problems(typed, task)
     except (ValueError, FileNotFoundError) as err:
         problems.append(str(err))
     if check_environment:

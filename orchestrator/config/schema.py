@@ -172,3 +172,5 @@ class RunConfig:
     trainer: Any = None
     logger: Any = None
     sweep: Optional[Any] = None
+    # A task's own group (ToolBench's infer=dfsdt|react, for mode=eval).
+    infer: Optional[Any] = None

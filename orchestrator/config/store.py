@@ -29,6 +29,7 @@ def register_configs() -> None:
         return
     from orchestrator.algos import ALGORITHMS
     from orchestrator.task import task_classes
+    from orchestrator.task.registry import group_schemas
 
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
@@ -39,4 +40,7 @@ def register_configs() -> None:
         cs.store(group="schema/algo", name=name, node=algorithm.Config)
     for name, task in task_classes().items():
         cs.store(group="schema/task", name=name, node=TaskConfig(name=MISSING, env=MISSING, tools=MISSING, spec=task.Spec))
+    for group, options in group_schemas().items():
+        for name, schema in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema)
     _registered = True

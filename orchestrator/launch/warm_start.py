@@ -36,7 +36,7 @@ def starting_weights(cfg: Any, task: Task, console: Any, cpus: float) -> str:
 
     if ALGORITHMS[cfg.algo.name].learns_from == "demonstrations":
         return str(_cached(cache / f"tiny-untrained-{recipe_key(recipe, task, trained=False)}",
-                           lambda folder: build_untrained(recipe, task).save(folder)))
+                           lambda folder: build_untrained(recipe, task, cfg.cache_dir).save(folder)))
     target = cache / f"tiny-{task.name}-{recipe_key(recipe, task, trained=True)}"
     if (target / "recipe.json").exists():
         log.info("tiny model: warm start cached at %s", target)
@@ -85,7 +85,7 @@ def _warm_start(cfg: Any, recipe: Any, task: Task, console: Any, cpus: float, fo
 
     start = time.perf_counter()
     untrained = folder / "untrained"
-    build_untrained(recipe, task).save(untrained)
+    build_untrained(recipe, task, cfg.cache_dir).save(untrained)
     run_dir = folder / "run"
     warm_cfg = warm_start_config(cfg, recipe, run_dir)
     derived = derive(warm_cfg, cpus)

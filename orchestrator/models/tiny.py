@@ -40,7 +40,7 @@ def recipe_key(recipe: Any, task: Task, trained: bool = True) -> str:
     fields = asdict(recipe)
     if not trained:
         fields = {k: v for k, v in fields.items() if k not in SFT_FIELDS}
-    blob = json.dumps({"recipe": fields, "task": task.fingerprint() if trained else task.tool_names(),
+    blob = json.dumps({"recipe": fields, "task": task.fingerprint(),
                        "transformers": transformers.__version__.split(".")[0], "v": 3}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -97,11 +97,14 @@ class UntrainedTiny:
         (folder / "recipe.json").write_text(json.dumps({"recipe": asdict(self.recipe), "trained": False}, indent=1))
 
 
-def build_untrained(recipe: Any, task: Task) -> UntrainedTiny:
-    """The tiny model at its seeded initialisation, with the task's tool names as single tokens."""
+def build_untrained(recipe: Any, task: Task, cache_dir: str = "~/.cache/toolrl") -> UntrainedTiny:
+    """The tiny model at its seeded initialisation: the task's tokenizer if it has one, else the
+    byte-level one with the task's tool names as single tokens."""
     from transformers import AutoModelForCausalLM
 
-    tokenizer = build_byte_tokenizer(extra_tokens=[tool_tag(name) for name in task.tool_names()])
+    tokenizer = task.tiny_tokenizer(cache_dir)
+    if tokenizer is None:
+        tokenizer = build_byte_tokenizer(extra_tokens=[tool_tag(name) for name in task.tool_names()])
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_config(tiny_config(recipe, tokenizer))
     return UntrainedTiny(model, tokenizer, recipe)

@@ -46,6 +46,8 @@ class Task(abc.ABC):
     location_fields: ClassVar[tuple[str, ...]] = ()
     # False for a task trained only by SFT on its demonstrations (no rollouts of the policy).
     has_rollouts: ClassVar[bool] = True
+    # True when the task has an evaluation run of its own (``mode=eval``: run_evaluation).
+    has_evaluation: ClassVar[bool] = False
 
     def __init__(self, spec: Any, name: str) -> None:
         self.spec = spec
@@ -87,6 +89,23 @@ class Task(abc.ABC):
     def heldout_demonstrations(self) -> list[Demonstration] | None:
         """Demonstrations never trained on, for SFT's held-out loss (None: the task has none)."""
         return None
+
+    def evaluate_policy(self, model: Any, tokenizer: Any, seed: int, step: int) -> dict[str, float]:
+        """Held-out metrics a task without rollouts computes itself (ToolBench: the next step's
+        parse, action and arguments); run on rank 0 at each evaluation. Empty by default."""
+        return {}
+
+    # --- the tiny model ---
+    def tiny_tokenizer(self, cache_dir: str) -> Any | None:
+        """The tokenizer a tiny model of this task uses; None: the byte-level one (one token per
+        byte: right for short texts, wasteful for ToolBench's kilobytes of JSON)."""
+        return None
+
+    # --- an evaluation run of its own (mode=eval) ---
+    def run_evaluation(self, ctx: Any) -> dict[str, float]:
+        """``mode=eval``: evaluate ``ctx.model_path`` the task's own way (search over tool calls,
+        a judge); Ray is up. Only for tasks with ``has_evaluation``."""
+        raise NotImplementedError(f"task={self.name} has no evaluation run (mode=eval)")
 
     # --- checks and cache keys ---
     def problems(self) -> list[str]:

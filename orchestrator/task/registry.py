@@ -25,6 +25,16 @@ def task_classes() -> dict[str, type[Task]]:
     return found
 
 
+def group_schemas() -> dict[str, dict[str, type]]:
+    """Config groups the task packages bring (``GROUP_SCHEMAS``: group -> option -> schema)."""
+    packages = ["tasks", *[p for p in os.environ.get(TASK_PACKAGES_VAR, "").split(",") if p.strip()]]
+    found: dict[str, dict[str, type]] = {}
+    for package in packages:
+        for group, options in getattr(importlib.import_module(package.strip()), "GROUP_SCHEMAS", {}).items():
+            found.setdefault(group, {}).update(options)
+    return found
+
+
 def build_task(task_cfg: Any) -> Task:
     """The task of a composed (or typed) ``task`` config group."""
     from omegaconf import DictConfig, OmegaConf

@@ -101,7 +101,12 @@ def train_worker(config: dict[str, Any]) -> None:
 
     def run_eval(at_step: int) -> dict[str, float]:
         if env is None:
-            return {}
+            if payload.warm_start or ctx.rank != 0:
+                return {}
+            t0 = time.perf_counter()
+            metrics = task.evaluate_policy(algo.policy, tokenizer, derived.seed, at_step)
+            timings["eval"] += time.perf_counter() - t0
+            return metrics
         t0 = time.perf_counter()
         result = evaluate(env, algo.policy, task, few_shot, derived.seed, at_step)
         timings["eval"] += time.perf_counter() - t0
