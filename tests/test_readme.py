@@ -46,6 +46,11 @@ def test_readme_opens_with_the_two_setup_commands():
 
 COMMANDS = documented_commands()
 
+# What a run's console must not show (issue: a first run buried its progress under these).
+NOISE = ("Failed to query Ray Train Controller", "TrainingReport(", "FutureWarning", "DeprecationWarning",
+         "{'loss':", "{'train_runtime'", "Reporting training result", "(RayTrainWorker", "(TrainController",
+         "(PlacementGroupCleaner", "Writing model shards", "Loading weights")
+
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_documented_command_config_is_valid(command):
@@ -86,7 +91,10 @@ def test_documented_command_runs(command, tmp_path, model_cache):
     out = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO, capture_output=True, text=True,
                          timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "eval/accuracy" in out.stdout
+    assert "eval/accuracy" in out.stdout or "eval/loss" in out.stdout
+    console = out.stdout + out.stderr
+    noise = [line for line in console.splitlines() if any(n in line for n in NOISE)]
+    assert not noise, "library noise on the console (it belongs in <output_dir>/logs/):\n" + "\n".join(noise[:10])
 
 
 # ---------------------------------------------------------------- the "adding" section's examples

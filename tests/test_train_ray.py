@@ -115,3 +115,17 @@ def test_same_seed_same_curve(tmp_path, model_cache):
         curves.append([(r["step"], r.get("env/reward_mean"), r.get("objective/kl"), r.get("eval/accuracy"))
                        for r in rows(out) if "time/total_rollout_s" not in r])
     assert curves[0] == curves[1]
+
+
+def test_sft_with_one_and_two_workers_gives_the_same_loss_curve(tmp_path, model_cache):
+    """algo=sft in Ray Train workers: the loss is the mean over every trained token of the step on
+    all workers, and the workers split each step's demonstrations, so 2 workers follow 1."""
+    curves = {}
+    for workers in (1, 2):
+        out = str(tmp_path / f"sft{workers}")
+        run(make_cfg(["algo=sft", f"cache_dir={model_cache}", f"output_dir={out}", "logger=none", "trainer.max_steps=4",
+                      "trainer.batch_size=16", "trainer.eval_every=0", f"trainer.num_workers={workers}",
+                      "algo.num_demos=2000"]))
+        curves[workers] = [r["sft/loss"] for r in rows(out) if "sft/loss" in r]
+    assert len(curves[1]) == 4 and curves[1][-1] < curves[1][0]
+    assert curves[2] == pytest.approx(curves[1], rel=1e-4)

@@ -20,12 +20,14 @@ def print_summary(metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="toolrl run", show_header=False)
-    for key in ("eval/accuracy", "eval/accuracy_greedy", "eval/loss", "env/reward_mean", "sft/loss", "objective/kl",
-                "step", "time/ray_start_s", "time/warm_start_s", "time/train_s", "output_dir", "checkpoint", "run_id"):
+    for key in ("eval/accuracy", "eval/accuracy_greedy", "eval/loss", "eval/action_right", "eval/arguments_json",
+                "eval/finish_right", "eval/solved", "toolbench/sopr/overall/value", "env/reward_mean", "sft/loss",
+                "objective/kl", "step", "time/ray_start_s", "time/warm_start_s", "time/train_s", "time/eval_run_s",
+                "output_dir", "checkpoint", "run_id"):
         if key in metrics:
             value = metrics[key]
             table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    Console().print(table)
+    Console(width=max(Console().width, 140)).print(table)
 
 
 def _hydra_entry(cfg: Any) -> float | None:

@@ -156,6 +156,8 @@ def step_line(step: int, max_steps: int, metrics: dict[str, float]) -> str:
         ("eval/accuracy", "eval", "{:.3f}"),
         ("eval/accuracy_greedy", "greedy", "{:.3f}"),
         ("eval/loss", "eval loss", "{:.3f}"),
+        ("eval/action_right", "action", "{:.2f}"),
+        ("eval/arguments_json", "json", "{:.2f}"),
         ("tools/used_frac", "tool", "{:.2f}"),
         ("objective/kl", "kl", "{:.3f}"),
         ("ppo/loss/policy", "pg", "{:+.3f}"),
