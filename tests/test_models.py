@@ -48,3 +48,44 @@ def test_value_head_initialisation_follows_the_seed():
         return PolicyWithValue(lm).v_head.weight.detach().clone()
 
     assert torch.equal(head(1), head(1)) and not torch.equal(head(1), head(2))
+
+
+def test_lora_trains_adapters_only_and_exports_a_plain_model(tmp_path):
+    """model.lora: peft adapters are the only trainable weights; the checkpoint is the merged model,
+    which from_pretrained loads without peft and which computes what the adapted model computes."""
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from orchestrator.config.schema import LoraSpec
+    from orchestrator.models.loading import exportable, load_weights, prepare_for_training
+
+    torch.manual_seed(0)
+    lm = LlamaForCausalLM(LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=2, max_position_embeddings=64))
+    spec = type("M", (), {"gradient_checkpointing": True,
+                          "lora": LoraSpec(r=4, alpha=8.0, dropout=0.0, target_modules=["q_proj", "v_proj"])})()
+    adapted = prepare_for_training(lm, spec)
+    trainable = {n for n, p in adapted.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    with torch.no_grad():  # move the adapters off their zero start
+        for n, p in adapted.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    ids = torch.randint(0, 40, (2, 10))
+    expected = adapted(input_ids=ids).logits
+    exportable(adapted).save_pretrained(tmp_path)
+    plain = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert torch.allclose(plain(input_ids=ids).logits, expected, atol=1e-5)
+    fresh = prepare_for_training(LlamaForCausalLM(lm.config), spec)  # a resume: merged weights under new adapters
+    load_weights(fresh, plain)
+    assert torch.allclose(fresh(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_rope_scaling_reaches_the_model_config(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    LlamaForCausalLM(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, max_position_embeddings=64)).save_pretrained(tmp_path)
+    build_byte_tokenizer().save_pretrained(tmp_path)
+    _, model = load_causal_lm(str(tmp_path), rope_scaling={"rope_type": "linear", "factor": 2.0})
+    scaling = getattr(model.config, "rope_scaling", None) or getattr(model.config, "rope_parameters", {})
+    assert scaling.get("factor") == 2.0 and model.config.max_position_embeddings == 128

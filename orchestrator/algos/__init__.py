@@ -34,7 +34,7 @@ def build_algorithm(algo_cfg: Any, lm: Any, tokenizer: Any, ctx: Any, derived: A
             return module
         import ray.train.torch
 
-        return ray.train.torch.prepare_model(module, move_to_device=False)
+        return ray.train.torch.prepare_model(module, move_to_device=False, parallel_strategy=cfg.trainer.parallel)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     setup = AlgoSetup(lm=lm, reference=reference, pad_id=pad_id, device=ctx.device, rank=ctx.rank,

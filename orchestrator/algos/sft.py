@@ -41,6 +41,10 @@ class SFTConfig:
     minibatch_size: Optional[int] = value(ge=1)
     # Demonstrations the task generates (tasks that read theirs from files use them all); null: all.
     num_demos: Optional[int] = value(ge=1)
+    # Warm-up as a share of the run (ToolLLaMA's 0.04); when set, it wins over warmup_steps.
+    warmup_ratio: Optional[float] = value(ge=0, lt=1, default=None)
+    # Passes over the demonstrations; when set, trainer.max_steps follows (derive()).
+    epochs: Optional[float] = value(gt=0, default=None)
 
 
 class SFT(Algorithm):
@@ -78,7 +82,8 @@ class SFT(Algorithm):
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         cfg = self.cfg
         t0 = time.perf_counter()
-        lr = warmup_cosine(cfg.lr, step, self.setup.max_steps, cfg.warmup_steps, cfg.lr_schedule)
+        warmup = round(cfg.warmup_ratio * self.setup.max_steps) if cfg.warmup_ratio is not None else cfg.warmup_steps
+        lr = warmup_cosine(cfg.lr, step, self.setup.max_steps, warmup, cfg.lr_schedule)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.trained.train()

@@ -55,6 +55,12 @@ def resume_problems(cfg: Any) -> list[str]:
     return []
 
 
+def trainer_problems(cfg: Any) -> list[str]:
+    if cfg.trainer.parallel == "fsdp" and not cfg.trainer.use_gpu:
+        return ["trainer.parallel: fsdp shards the model over GPUs; it needs trainer.use_gpu=true (ddp on CPUs)"]
+    return []
+
+
 def environment_problems(cfg: Any) -> list[str]:
     """What this machine cannot do. A GPU run joining a cluster is checked once connected
     (:func:`orchestrator.launch.ray_cluster.check_cluster`): the driver may have no GPU itself."""
@@ -104,7 +110,7 @@ def collect_problems(cfg: DictConfig, check_environment: bool = True) -> tuple[l
     from orchestrator.config.derive import check_shapes
     from orchestrator.task import build_task
 
-    problems += check_shapes(typed) + resume_problems(typed) + model_problems(typed)
+    problems += check_shapes(typed) + resume_problems(typed) + model_problems(typed) + trainer_problems(typed)
     try:
         task = build_task(typed.task)
         problems += task.problems() + mode_problems(typed, task)

@@ -8,6 +8,7 @@ adds what depends on the cluster (its CPUs, the trials that share it).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +87,19 @@ def cpus_per_worker(tr: Any, cluster_cpus: float, trials_at_once: int = 1) -> fl
     return per_worker if per_worker * tr.num_workers <= share else share / tr.num_workers
 
 
+def max_steps(cfg: Any, demonstrations: int | None = None) -> int:
+    """trainer.max_steps, or (an SFT run with algo.epochs) the steps of that many passes over the
+    task's ``demonstrations``."""
+    epochs = getattr(cfg.algo, "epochs", None)
+    if epochs is None or demonstrations is None:
+        return cfg.trainer.max_steps
+    return max(1, math.ceil(epochs * demonstrations / cfg.trainer.batch_size))
+
+
 def derive(cfg: Any, cluster_cpus: float, trials_at_once: int = 1, resolved: dict[str, Any] | None = None,
-           seed: int | None = None) -> Derived:
-    """``cfg`` is the typed RunConfig (shapes already checked)."""
+           seed: int | None = None, demonstrations: int | None = None) -> Derived:
+    """``cfg`` is the typed RunConfig (shapes already checked); ``demonstrations``: how many the task
+    has, for an SFT run that counts in epochs."""
     tr, algo = cfg.trainer, cfg.algo
     per_worker = tr.batch_size // tr.num_workers
     minibatch = getattr(algo, "minibatch_size", None) or tr.batch_size
@@ -96,7 +107,7 @@ def derive(cfg: Any, cluster_cpus: float, trials_at_once: int = 1, resolved: dic
     threads = tr.threads_per_worker or max(1, round(cpus) if not tr.use_gpu else 1)
     return Derived(
         seed=cfg.seed if seed is None else seed,
-        max_steps=tr.max_steps,
+        max_steps=max_steps(cfg, demonstrations),
         episodes_per_worker=per_worker,
         prompts_per_worker=per_worker // episodes_per_prompt(algo),
         minibatch_per_worker=max(1, minibatch // tr.num_workers),

@@ -48,6 +48,8 @@ class TrainerConfig:
     temperature: float = value(gt=0)
     lean_decoder: bool = value()
     log_every: int = value(ge=1)
+    # ddp | fsdp (sharded weights, gradients and optimizer state; GPUs only).
+    parallel: str = value(choices=("ddp", "fsdp"), default="ddp")
     # Hydra `_target_` dicts of worker-loop callbacks (orchestrator.worker.callbacks).
     callbacks: List[Dict[str, Any]] = value(default=[])
 
@@ -107,8 +109,18 @@ class TinyRecipe:
 
 
 @dataclass
+class LoraSpec:
+    """LoRA adapters (peft) instead of training every weight."""
+
+    r: int = value(ge=1)
+    alpha: float = value(gt=0)
+    dropout: float = value(ge=0, lt=1)
+    target_modules: List[str] = value()
+
+
+@dataclass
 class ModelConfig:
-    """The policy's weights: built here (tiny) or from the hub."""
+    """The policy's weights: built here (tiny) or from the hub, and how they train."""
 
     name: str = value()
     source: str = value(choices=("tiny", "hub"))
@@ -116,6 +128,12 @@ class ModelConfig:
     few_shot: bool = value()
     dtype: str = value(choices=("float32", "bfloat16", "float16"))
     tiny: Optional[TinyRecipe] = value()
+    # Recompute activations in the backward pass (long contexts on GPUs).
+    gradient_checkpointing: bool = value(default=False)
+    # Longer contexts than the model was trained for, e.g. {rope_type: linear, factor: 2.0} (ToolLLaMA's 8k).
+    rope_scaling: Optional[Dict[str, Any]] = value(default=None)
+    # LoRA adapters; null: full fine-tuning.
+    lora: Optional[LoraSpec] = value(default=None)
 
 
 # ---------------------------------------------------------------- task (generic parts)

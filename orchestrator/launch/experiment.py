@@ -8,6 +8,7 @@ written nothing.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,10 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         resolved["output_dir"] = str(output_dir)
         resolved["tool_info"] = router.info() if router else {}
         typed.output_dir = str(output_dir)
-        derived = derive(typed, cpus, trials_at_once, resolved=resolved)
+        demos = None
+        if getattr(typed.algo, "epochs", None) is not None:  # steps follow the data: count it once, here
+            demos = len(task.demonstrations(getattr(typed.algo, "num_demos", None), random.Random(0)))
+        derived = derive(typed, cpus, trials_at_once, resolved=resolved, demonstrations=demos)
         run_name = f"{typed.experiment_name}-seed{typed.seed}"
         payload = WorkerPayload(cfg=typed, derived=derived, model_path=model_path, router=router, run_id=run_id,
                                 run_name=run_name, resume_from=resume_from, console=channel)

@@ -21,7 +21,7 @@ import torch
 
 from orchestrator.algos import build_algorithm
 from orchestrator.distributed import all_sum, barrier, param_digest_spread
-from orchestrator.models.loading import load_causal_lm
+from orchestrator.models.loading import exportable, load_causal_lm, load_weights, prepare_for_training
 from orchestrator.rollout.environment import TextEnvironment, episode_stats, stats_to_metrics
 from orchestrator.task import build_task
 from orchestrator.tracking.console import ConsoleChannel, step_line
@@ -60,8 +60,8 @@ def train_worker(config: dict[str, Any]) -> None:
     cfg, derived = payload.cfg, payload.derived
     ctx: WorkerContext = start_worker(cfg.trainer, derived, cfg.output_dir, quiet=payload.warm_start)
     task = build_task(cfg.task)
-    tokenizer, lm = load_causal_lm(payload.model_path)
-    lm.to(ctx.device)
+    tokenizer, lm = load_causal_lm(payload.model_path, rope_scaling=cfg.model.rope_scaling)
+    lm = prepare_for_training(lm, cfg.model).to(ctx.device)
     algo = build_algorithm(cfg.algo, lm, tokenizer, ctx, derived, cfg)
     env = TextEnvironment(tokenizer, payload.router, task.reward, cfg.task.env,
                           lean_decoder=cfg.trainer.lean_decoder) if task.has_rollouts and not payload.warm_start else None
@@ -75,8 +75,8 @@ def train_worker(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             state = load_state(Path(folder))
-            _, saved = load_causal_lm(str(Path(folder) / "model"))
-            algo.policy.load_state_dict(saved.state_dict())
+            _, saved = load_causal_lm(str(Path(folder) / "model"), rope_scaling=cfg.model.rope_scaling)
+            load_weights(algo.policy, saved)
             algo.load_state_dict(state.algo)
             set_rng_states(state.rng)
             step, run_id, last_metrics = state.step, state.run_id, state.metrics
@@ -118,7 +118,7 @@ def train_worker(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             attached = None
             if save and ctx.rank == 0:
-                save_checkpoint(Path(tmp), algo.policy, tokenizer,
+                save_checkpoint(Path(tmp), exportable(algo.policy), tokenizer,
                                 TrainState(at_step, run_id, algo.state_dict(), rng_states(), metrics))
                 attached = Checkpoint.from_directory(tmp)
             ray.train.report({**metrics, "step": at_step}, checkpoint=attached)
