@@ -20,12 +20,19 @@ GROUPS = groups()
 OPTIONS = [(g, o) for g, opts in GROUPS.items() for o in opts if g not in ("experiment", "hparams")]
 
 
+# Options that need a value from the user (model=local: model.pretrained=PATH), and what a user gives.
+REQUIRED = {("model", "local"): ["model.pretrained=/tmp"], ("infer", "dfsdt"): ["task=toolbench", "mode=eval"],
+            ("infer", "react"): ["task=toolbench", "mode=eval"]}
+
+
 @pytest.mark.parametrize("group, option", OPTIONS)
 def test_every_group_option_composes(group, option):
-    cfg = make_cfg([f"{group}={option}"])
+    cfg = make_cfg([f"{group}={option}", *REQUIRED.get((group, option), [])])
     if group == "task":
         task = build_task(cfg.task)
-        assert task.tools() and task.eval_problems()
+        assert (task.tools() and task.eval_problems()) if task.has_rollouts else task.heldout_demonstrations()
+    if group == "task" and not build_task(cfg.task).has_rollouts:
+        cfg = make_cfg([f"{group}={option}", "algo=sft"])
     check(cfg, check_environment=False)
 
 
@@ -33,9 +40,16 @@ def test_every_group_option_composes(group, option):
 def test_every_experiment_and_hparams_file_applies(name):
     """Each specialisation composes with the options its name says (task_model, model_algo)."""
     group = "experiment" if name in GROUPS["experiment"] else "hparams"
-    first, second = next((a, name[len(a) + 1:]) for a in sorted(GROUPS["task" if group == "experiment" else "model"],
-                                                                   key=len, reverse=True) if name.startswith(a + "_"))
-    overrides = [f"task={first}", f"model={second}"] if group == "experiment" else [f"model={first}", f"algo={second}"]
+    pair = next(((a, name[len(a) + 1:]) for a in sorted(GROUPS["task" if group == "experiment" else "model"],
+                                                         key=len, reverse=True) if name.startswith(a + "_")), None)
+    if pair is None:  # a named experiment (experiment=toolllama), chosen by the user
+        overrides = [f"experiment={name}", "ray.address=auto"]
+    elif group == "experiment":
+        overrides = [f"task={pair[0]}", f"model={pair[1]}"]
+        if not build_task(make_cfg(overrides).task).has_rollouts:
+            overrides.append("algo=sft")
+    else:
+        overrides = [f"model={pair[0]}", f"algo={pair[1]}"]
     cfg = make_cfg(overrides)
     check(cfg, check_environment=False)
     own = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
@@ -45,6 +59,8 @@ def test_every_experiment_and_hparams_file_applies(name):
 
 def _leaves(node, prefix=""):
     for key, value in node.items():
+        if key == "defaults":
+            continue
         if isinstance(value, DictConfig):
             yield from _leaves(value, f"{prefix}{key}.")
         else:
@@ -101,6 +117,8 @@ def _schema_leaves(node, prefix=""):
     schema = OmegaConf.get_type(node)
     metas = {f.name: (f.metadata, f.type) for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
     for key in node.keys():
+        if OmegaConf.is_missing(node, key):
+            continue
         value = node[key]
         if isinstance(value, DictConfig) and dataclasses.is_dataclass(OmegaConf.get_type(value)):
             yield from _schema_leaves(value, f"{prefix}{key}.")
@@ -128,8 +146,8 @@ def every_key_with_a_bad_value():
         if group in ("experiment", "hparams"):
             continue
         for option in options:
-            cfg = make_cfg([f"{group}={option}"])
-            node = cfg if group == "sweep" else cfg
+            cfg = make_cfg([f"{group}={option}", *REQUIRED.get((group, option), [])])
+            node = cfg
             for key, meta, value in _schema_leaves(node):
                 bad = _bad_value(meta, value)
                 top = key.split(".")[0]
@@ -137,7 +155,7 @@ def every_key_with_a_bad_value():
                     continue
                 if group == "sweep" and not key.startswith("sweep."):
                     continue
-                cases.append(([f"{group}={option}"], key, bad))
+                cases.append(([f"{group}={option}", *REQUIRED.get((group, option), [])], key, bad))
     unique = {(tuple(o), k): (o, k, b) for o, k, b in cases}
     return sorted(unique.values(), key=lambda c: (c[1], c[0]))
 
