@@ -90,3 +90,22 @@ def test_demonstrations_leave_room_for_rl():
     # practice demos never put the decision to call under the loss
     practice = [d for d in demos if d[0][1].endswith(f"<request><{task.spec.tool_name}>")]
     assert len(practice) == 2000 and all(d[1][0] == "model" and not d[1][1].startswith("<request>") for d in practice)
+
+
+def test_calculator_keeps_the_decimals_of_its_query():
+    keeping = Calculator(keep_decimals=True)
+    assert [keeping.call(q) for q in ("30*37.3", "4*3", "12.1+1", "17.5*18.4", "1/3")] == \
+        ["1119.0", "12", "13.1", "322.0", "0.33"]
+    assert Calculator().call("30*37.3") == "1119"  # the seed's format
+    assert format_number(1119.0, 2, min_decimals=1) == "1119.0" and format_number(7.25, 2, min_decimals=1) == "7.25"
+
+
+def test_demonstrations_show_exactly_what_the_tool_answers():
+    task = make_task("calculator")
+    tool = Calculator(round_digits=task.spec.round_digits, keep_decimals=task.spec.tool_keeps_decimals)
+    demos = task.demonstrations(300, random.Random(0))
+    calls = [d for d in demos if len(d) == 4]
+    assert calls
+    for d in calls:
+        expression = (d[0][1] + d[1][1]).rsplit("<request><Calculator>", 1)[1].removesuffix("<call>")
+        assert d[2][1] == tool.call(expression) + "<response>"

@@ -29,6 +29,7 @@ class CalculatorSpec:
     max_operand: int = value(ge=1)
     decimal_frac: float = value(ge=0, le=1)
     round_digits: int = value(ge=0, le=10)
+    tool_keeps_decimals: bool = value()
     tolerance: float = value(gt=0)
     num_eval: int = value(ge=1)
     eval_seed: int = value(ge=0)
@@ -69,7 +70,7 @@ class CalculatorTask(Task):
 
     # tools
     def tools(self) -> list[dict[str, Any]]:
-        return [calculator_tool(self.spec.tool_name, self.spec.round_digits)]
+        return [calculator_tool(self.spec.tool_name, self.spec.round_digits, self.spec.tool_keeps_decimals)]
 
     # reward
     def reward(self, episode: Episode) -> float:
@@ -82,5 +83,5 @@ class CalculatorTask(Task):
         train = self.train_problems(rng.randrange(2**31))
         problems = [next(train) for _ in range(total_demos(n, s.demo_practice_frac))]
         demo = calculator_demo(s.tool_name, s.round_digits, s.demo_direct_correct_frac,
-                               lambda p: self.prompt(p, few_shot=False))
+                               lambda p: self.prompt(p, few_shot=False), s.tool_keeps_decimals)
         return mix_demonstrations(problems, n, s.demo_tool_frac, demo, rng)
