@@ -34,6 +34,8 @@ def cluster():
     import ray
     from ray.cluster_utils import Cluster
 
+    if ray.is_initialized():
+        ray.shutdown()  # the session's shared cluster; the next test that needs it starts it again
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     nodes = {
         "train": [cluster.add_node(num_cpus=1) for _ in range(2)],

@@ -18,9 +18,11 @@ prompt and ToolBench's schemas (the real text; too long for a tiny model on a CP
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,12 +41,18 @@ COMPACT_FINISH = {
     "parameters": {"properties": {"return_type": {"type": "string"}, "final_answer": {"type": "string"}}, "required": ["return_type"]},
 }
 
-_WORDS = (
-    "apple river stone cloud tiger maple ocean amber delta falcon garden harbor island jungle "
-    "lemon meadow nectar orbit pepper quartz raven silver tundra velvet willow yellow zebra "
-    "paris tokyo cairo lima oslo rome delhi lagos quito seoul berlin madrid dublin vienna "
-    "music movie sport news chess pizza coffee bread tennis soccer guitar piano camera rocket"
-).split()
+_WORD = re.compile(r"^[a-z]{2,12}$")
+
+
+def name_words(docs: list[ToolDocument]) -> list[str]:
+    """The words of the tools' and APIs' standard names (``get``, ``airports``, ``city``...):
+    values, response fields and the renamed functions are drawn from these, so the tokens a
+    model must copy are as varied as real names."""
+    words = set()
+    for doc in docs:
+        for name in [doc.standard_name, *(standardize(api.name) for api in doc.api_list)]:
+            words.update(w for w in name.split("_") if _WORD.match(w))
+    return sorted(words)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,10 @@ class SyntheticSpec:
     max_observation_chars: int = 64
     query_style: str = "function"
     system_style: str = "short"
+    # Share of training trajectories whose tool and API names are replaced by random name
+    # words (schemas kept): with real names only, a small model recalls the 2,200 training
+    # names instead of copying them from the prompt, and cannot call a tool it never saw.
+    rename_rate: float = 0.5
     # A short thought before each call ("I need <api words>."); off, as in ToolBench's own
     # SFT data (122 of the sample's 124 thoughts empty), to spare a tiny model a second copy.
     thoughts: bool = False
@@ -77,6 +89,8 @@ class SyntheticSpec:
             raise ValueError(f"system_style: unknown {self.system_style!r}; choose one of {', '.join(SYSTEM_STYLES)}")
         if not 0.0 < self.heldout_tool_fraction < 1.0:
             raise ValueError("heldout_tool_fraction must lie strictly between 0 and 1")
+        if not 0.0 <= self.rename_rate <= 1.0:
+            raise ValueError("rename_rate must lie between 0 and 1")
         if self.max_offered < 1 or self.max_calls < 1:
             raise ValueError("max_offered and max_calls must be at least 1")
 
@@ -98,7 +112,7 @@ def _json_type(function: dict[str, Any], arg: str) -> str:
     return function["parameters"]["properties"][arg]["type"]
 
 
-def _value(param: Parameter, json_type: str, rng: random.Random, spec: SyntheticSpec) -> Any:
+def _value(param: Parameter, json_type: str, rng: random.Random, spec: SyntheticSpec, words: list[str]) -> Any:
     """A value of the schema's JSON type, in the format the RapidAPI type asks for."""
     if json_type == "integer":
         return rng.randint(1, 99)
@@ -116,36 +130,36 @@ def _value(param: Parameter, json_type: str, rng: random.Random, spec: Synthetic
     default = param.default
     if isinstance(default, str) and 0 < len(default) <= spec.max_value_chars and default.isprintable() and rng.random() < 0.3:
         return default
-    return rng.choice(_WORDS)[: spec.max_value_chars]
+    return rng.choice(words)[: spec.max_value_chars]
 
 
-def _arguments(api: ApiRecord, function: dict[str, Any], rng: random.Random, spec: SyntheticSpec) -> dict[str, Any]:
+def _arguments(api: ApiRecord, function: dict[str, Any], rng: random.Random, spec: SyntheticSpec, words: list[str]) -> dict[str, Any]:
     args: dict[str, Any] = {}
     props = function["parameters"]["properties"]
     for param in api.required_parameters:
-        args[argument_name(param.name)] = _value(param, _json_type(function, argument_name(param.name)), rng, spec)
+        args[argument_name(param.name)] = _value(param, _json_type(function, argument_name(param.name)), rng, spec, words)
     for param in api.optional_parameters:
         name = argument_name(param.name)
         if name in props and name not in args and rng.random() < spec.optional_rate:
-            args[name] = _value(param, _json_type(function, name), rng, spec)
+            args[name] = _value(param, _json_type(function, name), rng, spec, words)
     return args
 
 
-def _sketch_value(sketch: Any, rng: random.Random, spec: SyntheticSpec) -> Any:
+def _sketch_value(sketch: Any, rng: random.Random, spec: SyntheticSpec, words: list[str]) -> Any:
     if sketch == "int":
         return rng.randint(1, 999)
     if sketch == "float":
         return round(rng.uniform(0, 100), 1)
     if sketch == "bool":
         return rng.random() < 0.5
-    return rng.choice(_WORDS)[: spec.max_value_chars]
+    return rng.choice(words)[: spec.max_value_chars]
 
 
-def _observation(api: ApiRecord, rng: random.Random, spec: SyntheticSpec) -> tuple[str, str]:
+def _observation(api: ApiRecord, rng: random.Random, spec: SyntheticSpec, words: list[str]) -> tuple[str, str]:
     """(observation text, the value the answer quotes)."""
     sketch = api.template_response if isinstance(api.template_response, dict) else {}
     keys = [k for k, v in sketch.items() if isinstance(v, str)][:3] or ["result"]
-    response = {k: _sketch_value(sketch.get(k, "str"), rng, spec) for k in keys}
+    response = {k: _sketch_value(sketch.get(k, "str"), rng, spec, words) for k in keys}
     text = json.dumps({"error": "", "response": json.dumps(response)})
     return cut_observation(text, spec.max_observation_chars), str(response[keys[0]])
 
@@ -174,8 +188,17 @@ def _query(calls: list[tuple[ApiRecord, dict[str, Any], str]], tool_name: str, s
     return f"{verb} " + ", then ".join(parts) + "."
 
 
-def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, index: int, split: str) -> AnswerFile:
-    """One trajectory over the APIs of ``doc``."""
+def _renamed(doc: ToolDocument, rng: random.Random, words: list[str]) -> ToolDocument:
+    tool_name = " ".join(rng.sample(words, rng.randint(1, 2))).title()
+    apis = tuple(dataclasses.replace(api, name=" ".join(rng.sample(words, rng.randint(1, 3))).title()) for api in doc.api_list)
+    return dataclasses.replace(doc, tool_name=tool_name, standard_name=standardize(tool_name), api_list=apis)
+
+
+def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, index: int, split: str,
+                    words: list[str]) -> AnswerFile:
+    """One trajectory over the APIs of ``doc`` (renamed at ``rename_rate`` in training)."""
+    if split == "train" and rng.random() < spec.rename_rate:
+        doc = _renamed(doc, rng, words)
     records = doc.records()
     callable_apis = [a for a in records if len(a.required_parameters) <= spec.max_required]
     offered = rng.sample(records, min(spec.max_offered, len(records)))
@@ -186,7 +209,7 @@ def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, 
     by_key = {a.api_name: f for a, f in zip(offered, functions)}
     n_calls = rng.randint(1, spec.max_calls)
     targets = [rng.choice(targets_pool) for _ in range(n_calls)]
-    calls = [(api, _arguments(api, by_key[api.api_name], rng, spec), by_key[api.api_name]["name"]) for api in targets]
+    calls = [(api, _arguments(api, by_key[api.api_name], rng, spec, words), by_key[api.api_name]["name"]) for api in targets]
     query = _query(calls, doc.tool_name, spec)
 
     if spec.system_style == "short":
@@ -207,7 +230,7 @@ def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, 
         thought = f"I need {_words(api.api_name)}." if spec.thoughts else None
         history.append(Message("assistant", thought, FunctionCall(fname, json.dumps(args))))
         train_messages.append(tuple(history))
-        observation, quoted = _observation(api, rng, spec)
+        observation, quoted = _observation(api, rng, spec, words)
         history.append(Message("function", observation, name=fname))
     answer = json.dumps({"return_type": "give_answer", "final_answer": f'The result is "{quoted}".'})
     history.append(Message("assistant", "I have the answer." if spec.thoughts else None, FunctionCall("Finish", answer)))
@@ -233,4 +256,5 @@ def generate(docs: list[ToolDocument], split: str, n: int, spec: SyntheticSpec =
     if not tools:
         raise ValueError(f"no tools in the {split} split")
     rng = random.Random(f"toolbench-synthetic|{spec.seed}|{split}")
-    return [make_trajectory(rng.choice(tools), rng, spec, i, split) for i in range(n)]
+    words = name_words(tools)
+    return [make_trajectory(rng.choice(tools), rng, spec, i, split, words) for i in range(n)]

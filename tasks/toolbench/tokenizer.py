@@ -4,6 +4,11 @@ Byte-level BPE, so any text encodes (no unknown token) and character offsets map
 text exactly, which the generic SFT tokenization needs. The template's markers are special
 tokens: one id each, and a span boundary (prompt | model) always falls between tokens,
 whatever text is around it. Trained once per (texts, vocab size, specials) and cached.
+
+Words are cut as GPT-2 cuts them except that ``_`` stays with the letters after it:
+``get_airports_by_city`` is ``get``, ``_airports``, ``_by``, ``_city``, not nine pieces of
+which four are the same ``_``. A model copying a function name then follows distinct
+tokens; with ``_`` alone, every step of the copy matches every ``_`` of the prompt.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from tasks.toolbench.toolllama import ACTION, ACTION_INPUT, EOS, THOUGHT
 log = logging.getLogger(__name__)
 
 PAD = "<pad>"
+# GPT-2's pre-tokenizer pattern with ``_`` allowed to start a word (and not a symbol run).
+IDENTIFIER_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?[_\p{L}]\p{L}*| ?\p{N}+| ?[^\s\p{L}\p{N}_]+|\s+(?!\S)|\s+"""
 
 
 def toolllama_specials(eos: str = EOS) -> list[str]:
@@ -32,14 +39,17 @@ def toolllama_specials(eos: str = EOS) -> list[str]:
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, specials: Sequence[str] | None = None) -> Any:
     """A ``PreTrainedTokenizerFast``: byte-level BPE over ``texts`` with ``specials`` as single
     tokens (the first is the end token, ``<pad>`` the pad token when present)."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = list(specials if specials is not None else toolllama_specials())
     if not specials:
         raise ValueError("specials: at least the end token is needed")
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(IDENTIFIER_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -76,7 +86,7 @@ def cached_tokenizer(
 
     specials = list(specials if specials is not None else toolllama_specials())
     key = hashlib.sha256(
-        f"{texts_digest(texts)}|{vocab_size}|{specials!r}|v1".encode()
+        f"{texts_digest(texts)}|{vocab_size}|{specials!r}|{IDENTIFIER_PATTERN}|v2".encode()
     ).hexdigest()[:16]
     base = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "toolrl" / "toolbench" / "tokenizers"
     path = base / key
