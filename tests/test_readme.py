@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.slow]
 NEEDS_ELSEWHERE = ("trainer.use_gpu=true", "ray.address=auto", "model=gpt2", "model=starcoderbase-1b")
 # Sweeps and GSM8K run end to end in tests/test_sweep.py and tests/test_gsm8k.py (the same
 # settings); here their configs are checked.
-CHECKED_ONLY = NEEDS_ELSEWHERE + ("sweep=seeds", "task=gsm8k")
+# Sweeps, GSM8K and ToolBench's evaluation run end to end in their own tests (tests/test_sweep.py,
+# tests/test_gsm8k.py, tests/test_toolbench_e2e.py: the last needs a checkpoint to evaluate).
+CHECKED_ONLY = NEEDS_ELSEWHERE + ("sweep=seeds", "task=gsm8k", "mode=eval", "experiment=toolllama")
 
 
 def documented_commands() -> list[str]:
