@@ -96,7 +96,7 @@ def test_grpo_masks_tool_tokens_and_moves_towards_the_better_episode():
 
 def test_grpo_with_beta_reports_kl_and_keeps_a_reference():
     lm = tiny_lm()
-    algo = GRPO(make_algo_cfg("grpo", group_size=2, lr=1e-2, beta=0.1, epochs=2), make_setup(lm, minibatch_size=2))
+    algo = GRPO(make_algo_cfg("grpo", group_size=2, lr=1e-2, beta=0.1, update_epochs=2), make_setup(lm, minibatch_size=2))
     exp = algo.prepare([episode([5, 6, 7, 8], reward=1.0), episode([10, 11, 12, 13], reward=0.0)])
     first = algo.update(exp, 0)
     assert first["objective/kl"] == pytest.approx(0.0, abs=1e-6)  # the batch was scored before any step

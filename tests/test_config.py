@@ -256,3 +256,16 @@ def test_cli_error_is_one_message_not_a_traceback_and_writes_nothing(tmp_path):
         assert out.returncode == 2, out.stderr
         assert "Traceback" not in out.stderr and bad.split("=")[0].replace("max_step", "max_steps") in out.stderr
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "grpo"])
+def test_an_rl_run_takes_trainer_max_steps_whatever_its_update_passes(algo):
+    """Only SFT counts its steps in passes over demonstrations; an RL run's passes over each batch
+    (GRPO once called them ``epochs``) must not turn max_steps=2 into a 900-step run."""
+    from orchestrator.config.checks import check
+    from orchestrator.config.derive import derive
+
+    typed = check(make_cfg(["task=calculator", f"algo={algo}", "trainer.max_steps=2"]))
+    assert derive(typed, 2.0, demonstrations=60_000).max_steps == 2
+    sft = check(make_cfg(["task=calculator", "algo=sft", "algo.epochs=1", "trainer.batch_size=64"]))
+    assert derive(sft, 2.0, demonstrations=640).max_steps == 10

@@ -40,7 +40,7 @@ class GRPOConfig:
     lr: float = value(gt=0)
     anneal_lr: bool = value()
     group_size: int = value(ge=2)
-    epochs: int = value(ge=1)
+    update_epochs: int = value(ge=1)
     # Episodes per gradient step over all workers; null: the whole batch.
     minibatch_size: Optional[int] = value(ge=1)
     beta: float = value(ge=0)
@@ -135,7 +135,7 @@ class GRPO(Algorithm):
         self.trained.train()
         n, size = len(exp.batch), self.setup.minibatch_size
         stats: dict[str, list[float]] = {k: [] for k in ("policy", "kl", "total", "clipfrac", "entropy")}
-        for _ in range(cfg.epochs):
+        for _ in range(cfg.update_epochs):
             perm = torch.randperm(n, generator=self.generator)
             for start in range(0, n, size):
                 idx = perm[start : start + size].to(self.setup.device)

@@ -90,8 +90,10 @@ def cpus_per_worker(tr: Any, cluster_cpus: float, trials_at_once: int = 1) -> fl
 def max_steps(cfg: Any, demonstrations: int | None = None) -> int:
     """trainer.max_steps, or (an SFT run with algo.epochs) the steps of that many passes over the
     task's ``demonstrations``."""
+    from orchestrator.algos import ALGORITHMS
+
     epochs = getattr(cfg.algo, "epochs", None)
-    if epochs is None or demonstrations is None:
+    if epochs is None or demonstrations is None or ALGORITHMS[cfg.algo.name].learns_from != "demonstrations":
         return cfg.trainer.max_steps
     return max(1, math.ceil(epochs * demonstrations / cfg.trainer.batch_size))
 

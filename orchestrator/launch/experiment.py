@@ -19,6 +19,7 @@ from orchestrator.config.checks import ConfigError, check
 from orchestrator.config.derive import derive
 from orchestrator.launch.ray_cluster import check_cluster, cluster_cpus, init_ray, storage_path
 from orchestrator.launch.train_run import fit
+from orchestrator.algos import ALGORITHMS
 from orchestrator.launch.warm_start import starting_weights
 from orchestrator.task import build_task
 from orchestrator.tools.pool import PoolOptions, build_router
@@ -87,7 +88,8 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         resolved["tool_info"] = router.info() if router else {}
         typed.output_dir = str(output_dir)
         demos = None
-        if getattr(typed.algo, "epochs", None) is not None:  # steps follow the data: count it once, here
+        if ALGORITHMS[typed.algo.name].learns_from == "demonstrations" and getattr(typed.algo, "epochs", None) is not None:
+            # an SFT run's steps follow the data: count it once, here
             demos = len(task.demonstrations(getattr(typed.algo, "num_demos", None), random.Random(0)))
         derived = derive(typed, cpus, trials_at_once, resolved=resolved, demonstrations=demos)
         run_name = f"{typed.experiment_name}-seed{typed.seed}"
