@@ -63,8 +63,11 @@ def test_documented_command_config_is_valid(command):
     args = shlex.split(command)[3:]
     message = check_overrides(args)
     here_without_gpu = "trainer.use_gpu=true" in command and "ray.address" not in command and not torch.cuda.is_available()
+    names_a_users_file = "task.spec.source=/data/" in command  # the user's copy of ToolBench's data
     if here_without_gpu:
         assert message is not None and "trainer.use_gpu" in message and "ray.address=auto" in message, message
+    elif names_a_users_file:  # refused here, before Ray starts, with the key and the path
+        assert message is not None and "task.spec.source" in message and "does not exist" in message, message
     else:
         assert message is None, message
 
