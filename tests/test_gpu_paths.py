@@ -133,11 +133,13 @@ def test_a_local_storage_path_on_several_nodes_is_refused_with_the_fix(monkeypat
 
     monkeypatch.delenv("TOOLRL_SHARED_STORAGE", raising=False)
     trainer = make_cfg([]).trainer
-    nodes = [{"Alive": True}, {"Alive": True}]
-    with pytest.raises(ConfigError, match="local path, but the Ray cluster has 2 nodes.*s3://"):
+    nodes = [{"Alive": True, "NodeManagerAddress": "10.0.0.1"}, {"Alive": True, "NodeManagerAddress": "10.0.0.2"}]
+    with pytest.raises(ConfigError, match="local path, but the Ray cluster spans 2 machines.*s3://"):
         check_cluster(trainer, "/home/me/outputs/run/ray", resources={"CPU": 4}, nodes=nodes)
     check_cluster(trainer, "s3://bucket/run/ray", resources={"CPU": 4}, nodes=nodes)
     check_cluster(trainer, "/home/me/outputs/run/ray", resources={"CPU": 4}, nodes=nodes[:1])
+    one_machine = [{"Alive": True, "NodeManagerAddress": "10.0.0.1"}] * 3  # nodes of one host share its disk
+    check_cluster(trainer, "/home/me/outputs/run/ray", resources={"CPU": 4}, nodes=one_machine)
     monkeypatch.setenv("TOOLRL_SHARED_STORAGE", "1")  # an NFS mount, said so
     check_cluster(trainer, "/mnt/nfs/run/ray", resources={"CPU": 4}, nodes=nodes)
 

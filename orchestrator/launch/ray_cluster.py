@@ -68,8 +68,9 @@ def check_cluster(trainer_cfg: Any, storage: str, resources: dict[str, float] | 
         if gpus < trainer_cfg.num_workers and not _autoscaler_gpu_types():
             raise ConfigError(f"trainer.use_gpu: true with trainer.num_workers={trainer_cfg.num_workers}, but the "
                               f"Ray cluster has {gpus:g} GPU(s) and no node type that adds more")
-    if len(nodes) > 1 and is_local_path(storage):
-        raise ConfigError(f"output_dir: {storage} is a local path, but the Ray cluster has {len(nodes)} nodes: "
+    hosts = {n.get("NodeManagerAddress") for n in nodes}  # several nodes of one machine share its disk
+    if len(hosts) > 1 and is_local_path(storage):
+        raise ConfigError(f"output_dir: {storage} is a local path, but the Ray cluster spans {len(hosts)} machines: "
                           "checkpoints written on one node are not seen by the others; give output_dir on storage every "
                           "node mounts (NFS, EFS) or a URI (s3://bucket/path, gs://...)")
 
