@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from orchestrator.config import ConfigError
 from orchestrator.launch.report import load_trials, summarize, tables, trial_identity
-from orchestrator.launch.sweep import expand_grid, stable_run_id, trial_config, trial_name
+from orchestrator.launch.sweep import expand_grid, stable_run_id, trial_base, trial_config, trial_name
 from tests.conftest import ensure_local_ray, make_cfg
 
 
@@ -24,8 +24,12 @@ def test_expand_grid_crosses_every_value():
 
 
 def test_trial_config_changes_seed_everywhere(tmp_path):
-    base = OmegaConf.to_container(make_cfg(["sweep=seeds"]), resolve=False)
+    from orchestrator.config.checks import check
+    from orchestrator.config.schema import RunConfig
+
+    base = trial_base(make_cfg(["sweep=seeds"]))
     a = trial_config(base, 1, {"algo.lr": 3e-5}, str(tmp_path))
+    assert isinstance(check(a, check_environment=False), RunConfig)  # typed, as the trial's run needs
     b = trial_config(base, 2, {"algo.lr": 3e-5}, str(tmp_path))
     assert a.seed == 1 and b.seed == 2
     assert a.model.tiny.seed is None  # null: the warm start follows the run seed (models/tiny.resolved_recipe)
@@ -111,7 +115,7 @@ def test_a_finished_trial_is_not_trained_again(tmp_path):
 
     from orchestrator.launch.sweep import finished_metrics
 
-    base = OmegaConf.to_container(make_cfg(["sweep=seeds", "trainer.max_steps=3"]), resolve=False)
+    base = trial_base(make_cfg(["sweep=seeds", "trainer.max_steps=3"]))
     assert finished_metrics(trial_config(base, 0, {}, str(tmp_path))) is None  # no checkpoint: train
     for step in (2, 3):
         folder = tmp_path / "trials" / "seed0" / "ray" / "run" / f"checkpoint_{step}"

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from orchestrator.config.checks import ConfigError, check
 from orchestrator.worker.checkpoint import find_latest, load_state
@@ -61,11 +62,21 @@ def stable_run_id(sweep_dir: str, name: str) -> str:
     return "".join(alphabet[int(digest[i : i + 2], 16) % 36] for i in range(0, 16, 2))
 
 
-def trial_config(base: dict[str, Any], seed: int, overrides: dict[str, Any], sweep_dir: str) -> DictConfig:
+def trial_base(cfg: DictConfig) -> bytes:
+    """What every trial starts from: the composed config without its sweep, pickled as OmegaConf.
+    A plain dict would lose the typed schema (RunConfig, the task's spec): the trial could
+    neither check nor run it."""
+    base = cfg.copy()
+    with open_dict(base):
+        base.sweep = None
+    return pickle.dumps(base)
+
+
+def trial_config(base: bytes | dict[str, Any], seed: int, overrides: dict[str, Any], sweep_dir: str) -> DictConfig:
     """The composed config of one trial: the base with its seed, grid values and folder."""
     import hydra.core.utils  # noqa: F401 - registers Hydra's `now` resolver in this process
 
-    cfg = OmegaConf.create(base)
+    cfg = pickle.loads(base) if isinstance(base, bytes) else OmegaConf.create(base)
     OmegaConf.set_struct(cfg, False)
     cfg.seed = seed
     for key, value in overrides.items():
@@ -154,8 +165,7 @@ def run_sweep(cfg: DictConfig, callbacks: list[Any] | None = None) -> dict[str, 
     seeds = list(range(sweep.start_seed, sweep.start_seed + sweep.num_seeds))
     sweep_dir = resolve_sweep_dir(cfg)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    base = OmegaConf.to_container(cfg, resolve=False)
-    base["sweep"] = None
+    base = trial_base(cfg)
 
     route_driver_logs(sweep_dir / "logs" / "driver.log")
     started_ray = init_ray(cfg.ray)
