@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from orchestrator.config import ConfigError
 from orchestrator.launch.report import load_trials, summarize, tables, trial_identity
