@@ -269,3 +269,20 @@ def test_an_rl_run_takes_trainer_max_steps_whatever_its_update_passes(algo):
     assert derive(typed, 2.0, demonstrations=60_000).max_steps == 2
     sft = check(make_cfg(["task=calculator", "algo=sft", "algo.epochs=1", "trainer.batch_size=64"]))
     assert derive(sft, 2.0, demonstrations=640).max_steps == 10
+
+
+@pytest.mark.parametrize("trials,workers", [(1, 1), (1, 2), (2, 1), (3, 1), (2, 2)])
+def test_a_sweep_trials_workers_fit_beside_the_trial_coordinators(trials, workers):
+    """A trial's coordinator holds TRIAL_CPU; its workers must fit in what is left, also when one
+    trial runs at a time (asking for the whole cluster, 2.0 CPUs beside a coordinator's 0.01,
+    left the worker group waiting forever)."""
+    from orchestrator.config.checks import check
+    from orchestrator.config.derive import derive
+    from orchestrator.launch.sweep import TRIAL_CPU
+
+    typed = check(make_cfg(["task=calculator", f"trainer.num_workers={workers}"]))
+    cpus = derive(typed, 2.0, sweep_trials=trials).cpus_per_worker
+    assert cpus > 0
+    assert trials * (TRIAL_CPU + workers * cpus) <= 2.0 + 1e-9
+    alone = derive(typed, 2.0).cpus_per_worker  # a run on its own has no coordinator beside it
+    assert alone * workers == 2.0

@@ -69,20 +69,23 @@ def check_shapes(cfg: Any) -> list[str]:
     return problems
 
 
-def cpus_per_worker(tr: Any, cluster_cpus: float, trials_at_once: int = 1) -> float:
+def cpus_per_worker(tr: Any, cluster_cpus: float, sweep_trials: int = 0) -> float:
     """The CPUs a worker reserves: trainer.cpus_per_worker, else its share of the cluster (at
-    most 2 when one run has the cluster to itself; 1 with a GPU)."""
+    most 2 when one run has the cluster to itself; 1 with a GPU). ``sweep_trials``: how many
+    trials of a sweep share the cluster (0: a run of its own). Each trial's coordinator holds
+    a sliver of a CPU, so a trial's workers ask for a little less than its share: asking for the
+    whole share would wait forever for CPUs the coordinators hold."""
     if tr.cpus_per_worker:
         return float(tr.cpus_per_worker)
     if tr.use_gpu:
         return 1.0
-    share = cluster_cpus / max(trials_at_once, 1)
-    if trials_at_once > 1:
-        # the trials' coordinators hold a sliver each and may all sit on one node
+    if sweep_trials:
         from orchestrator.launch.sweep import TRIAL_CPU
 
-        share -= TRIAL_CPU * trials_at_once
-        return round(max(share, TRIAL_CPU) / tr.num_workers, 3)
+        # the trials' coordinators may all sit on one node
+        share = cluster_cpus / sweep_trials - TRIAL_CPU * sweep_trials
+        return math.floor(max(share, TRIAL_CPU) / tr.num_workers * 1000) / 1000
+    share = cluster_cpus
     per_worker = max(1.0, min(2.0, share // tr.num_workers))
     return per_worker if per_worker * tr.num_workers <= share else share / tr.num_workers
 
@@ -98,14 +101,15 @@ def max_steps(cfg: Any, demonstrations: int | None = None) -> int:
     return max(1, math.ceil(epochs * demonstrations / cfg.trainer.batch_size))
 
 
-def derive(cfg: Any, cluster_cpus: float, trials_at_once: int = 1, resolved: dict[str, Any] | None = None,
+def derive(cfg: Any, cluster_cpus: float, sweep_trials: int = 0, resolved: dict[str, Any] | None = None,
            seed: int | None = None, demonstrations: int | None = None) -> Derived:
-    """``cfg`` is the typed RunConfig (shapes already checked); ``demonstrations``: how many the task
-    has, for an SFT run that counts in epochs."""
+    """``cfg`` is the typed RunConfig (shapes already checked); ``sweep_trials``: the trials of a
+    sweep that run at once (0: not a sweep); ``demonstrations``: how many the task has, for an
+    SFT run that counts in epochs."""
     tr, algo = cfg.trainer, cfg.algo
     per_worker = tr.batch_size // tr.num_workers
     minibatch = getattr(algo, "minibatch_size", None) or tr.batch_size
-    cpus = cpus_per_worker(tr, cluster_cpus, trials_at_once)
+    cpus = cpus_per_worker(tr, cluster_cpus, sweep_trials)
     threads = tr.threads_per_worker or max(1, round(cpus) if not tr.use_gpu else 1)
     return Derived(
         seed=cfg.seed if seed is None else seed,

@@ -47,12 +47,13 @@ def resolve_resume(cfg: Any) -> str | None:
 
 
 def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False,
-        console: ConsoleChannel | None = None, trials_at_once: int = 1) -> dict[str, Any]:
+        console: ConsoleChannel | None = None, sweep_trials: int = 0) -> dict[str, Any]:
     """Train one model as ``cfg`` says; return the final metrics (eval accuracy among them).
 
     ``run_id`` fixes the W&B run id (a sweep trial keeps one across retries); ``report_to_tune``
     forwards every Ray Train report to the enclosing Tune trial; ``console`` is the sweep's
-    channel (a run on its own makes one).
+    channel (a run on its own makes one); ``sweep_trials``: the trials of the sweep that share
+    the cluster (0: a run on its own).
     """
     typed = check(cfg)
     resume_from = resolve_resume(typed)
@@ -91,7 +92,7 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         if ALGORITHMS[typed.algo.name].learns_from == "demonstrations" and getattr(typed.algo, "epochs", None) is not None:
             # an SFT run's steps follow the data: count it once, here
             demos = len(task.demonstrations(getattr(typed.algo, "num_demos", None), random.Random(0)))
-        derived = derive(typed, cpus, trials_at_once, resolved=resolved, demonstrations=demos)
+        derived = derive(typed, cpus, sweep_trials, resolved=resolved, demonstrations=demos)
         run_name = f"{typed.experiment_name}-seed{typed.seed}"
         payload = WorkerPayload(cfg=typed, derived=derived, model_path=model_path, router=router, run_id=run_id,
                                 run_name=run_name, resume_from=resume_from, console=channel)

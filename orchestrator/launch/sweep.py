@@ -132,7 +132,7 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     console = config["console"].with_prefix(name) if config.get("console") else None
     run(cfg, run_id=stable_run_id(config["sweep_dir"], name), report_to_tune=True, console=console,
-        trials_at_once=config["trials_at_once"])
+        sweep_trials=config["trials_at_once"])
 
 
 def resolve_sweep_dir(cfg: DictConfig) -> Path:

@@ -100,7 +100,10 @@ def convert_answer(answer: AnswerFile, method: str = "DFS_woFilter_w2", seed: in
     if answer.valid_data and answer.train_messages:
         nodes = _valid_nodes(answer)
     elif answer.tree is not None:
-        nodes, draws = _tree_nodes(answer.tree, seed, answer.file)
+        # the draw is named by the group folder and file name, not the absolute path: the same
+        # seed walks the same branches on every machine, wherever the answers lie
+        path = Path(answer.file)
+        nodes, draws = _tree_nodes(answer.tree, seed, f"{path.parent.name}/{path.name}")
     else:
         nodes = []
     chain = _chain(nodes)
