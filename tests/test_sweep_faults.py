@@ -149,6 +149,9 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     assert resumed.returncode == 0, text[-3000:]
     assert not (exp / "second" / "trials").exists()  # it worked in the killed sweep's folder (Hydra logs aside)
     assert "resuming" in text
+    # Tune restored its own state (a trial config holding an actor handle once made it give up and
+    # start every trial anew, in new trial folders)
+    assert "Failed to restore" not in (sweep / "logs" / "driver.log").read_text()
     # seed 0 was not trained again: same rows, no new W&B process
     assert (trials / "seed0" / "metrics.jsonl").read_text() == seed0_rows
     assert wandb_runs(trials / "seed0") == seed0_runs

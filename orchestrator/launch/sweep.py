@@ -115,8 +115,13 @@ def finished_metrics(cfg: DictConfig) -> dict[str, Any] | None:
     return {**state.metrics, "step": state.step}
 
 
-def run_trial(config: dict[str, Any]) -> None:
-    """Tune's function trainable: one Ray Train run (none when the trial already finished)."""
+def run_trial(config: dict[str, Any], console: Any = None) -> None:
+    """Tune's function trainable: one Ray Train run (none when the trial already finished).
+
+    ``console``: the driver's :class:`ConsoleChannel`, given through ``tune.with_parameters`` and
+    never through the trial's config: Tune saves the config in its experiment state, and a
+    resumed sweep could not load the dead driver's actor handle back (Tune then gave up the
+    restore and started every trial anew)."""
     from ray import tune
 
     from orchestrator.launch.experiment import run
@@ -130,7 +135,7 @@ def run_trial(config: dict[str, Any]) -> None:
                  name, done["step"], cfg.trainer.resume)
         tune.report(done)
         return
-    console = config["console"].with_prefix(name) if config.get("console") else None
+    console = console.with_prefix(name) if console is not None else None
     run(cfg, run_id=stable_run_id(config["sweep_dir"], name), report_to_tune=True, console=console,
         sweep_trials=config["trials_at_once"])
 
@@ -178,7 +183,7 @@ def run_sweep(cfg: DictConfig, callbacks: list[Any] | None = None) -> dict[str, 
         workers = cfg.trainer.num_workers
         concurrent = sweep.max_concurrent_trials or max(1, cpus // workers)
         log.info("sweep: %d seeds x %d grid points, %d at once, in %s", len(seeds), len(grid), concurrent, sweep_dir)
-        trainable = tune.with_resources(run_trial, {"CPU": TRIAL_CPU})
+        trainable = tune.with_resources(tune.with_parameters(run_trial, console=channel), {"CPU": TRIAL_CPU})
         tune_path = sweep_dir / TUNE_DIR
         space = {
             "seed": tune.grid_search(seeds),
@@ -186,7 +191,6 @@ def run_sweep(cfg: DictConfig, callbacks: list[Any] | None = None) -> dict[str, 
             "base": base,
             "sweep_dir": str(sweep_dir),
             "trials_at_once": concurrent,
-            "console": channel,  # this driver's; a resumed sweep's trials get the new one
         }
         if sweep.resume and tune.Tuner.can_restore(str(tune_path)):
             log.info("sweep: resuming %s (finished trials are kept)", tune_path)
