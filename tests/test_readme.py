@@ -4,6 +4,7 @@ cluster are checked for config validity only)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -103,6 +104,14 @@ def distinct_runs(commands: list[str]) -> list[str]:
 RUNNABLE = distinct_runs([c for c in COMMANDS if not any(flag in c for flag in CHECKED_ONLY) and "--help" not in c])
 
 
+TOOLBENCH_SHORT = ("num_train=400", "num_heldout=20", "eval_cases=8")
+
+
+def run_id(console: str) -> str:
+    """The W&B run id in a run's closing summary table."""
+    return re.search(r"run_id\s*│\s*(\S+)", console).group(1)
+
+
 @pytest.mark.ray
 @pytest.mark.parametrize("command", RUNNABLE)
 def test_documented_command_runs(command, tmp_path, model_cache):
@@ -117,6 +126,8 @@ def test_documented_command_runs(command, tmp_path, model_cache):
                                cwd=REPO, capture_output=True, text=True, timeout=600)
         assert first.returncode == 0, first.stderr[-3000:]
         short = [s for s in short if not s.startswith("trainer.max_steps")] + ["trainer.max_steps=3"]
+    if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
+        short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
     args = [a for a in args if not a.startswith(("trainer.max_steps=", "output_dir=")) or "resume" in a] + short
     if "trainer.resume=latest" in args:
         args = [a for a in args if not a.startswith("output_dir=")] + [f"output_dir={tmp_path}/second"]
@@ -125,6 +136,11 @@ def test_documented_command_runs(command, tmp_path, model_cache):
                          timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "eval/accuracy" in out.stdout or "eval/loss" in out.stdout
+    if "trainer.resume=latest" in args:
+        # it continued the newest run of the experiment: its steps and its W&B run, not a new one
+        second = [json.loads(line) for line in (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in second if "env/reward_mean" in r] == [3]
+        assert run_id(out.stdout) == run_id(first.stdout)
     console = out.stdout + out.stderr
     noise = [line for line in console.splitlines() if any(n in line for n in NOISE)]
     assert not noise, "library noise on the console (it belongs in <output_dir>/logs/):\n" + "\n".join(noise[:10])

@@ -1,5 +1,6 @@
-"""End-to-end runs on an embedded Ray cluster: PPO learns, DDP workers stay in sync,
-a killed worker resumes from its checkpoint, trainer.resume continues a run."""
+"""End-to-end runs on an embedded Ray cluster: PPO learns, a killed worker resumes from its
+checkpoint exactly, trainer.resume continues a run from a storage URI, SFT on 1 and 2 workers.
+(Two PPO workers in sync: tests/test_multinode.py; trainer.resume=latest: tests/test_readme.py.)"""
 
 from __future__ import annotations
 
@@ -44,15 +45,6 @@ def test_ppo_learns_the_calculator(tmp_path, model_cache):
     assert history[0]["eval/tool_used_frac"] < 0.6 < metrics["eval/tool_used_frac"]
 
 
-def test_two_workers_stay_in_sync(tmp_path, model_cache):
-    out = str(tmp_path / "ddp")
-    metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=none", "trainer.num_workers=2",
-                            "trainer.max_steps=3", "trainer.eval_every=1"]))
-    assert metrics["dist/world_size"] == 2
-    assert metrics["dist/param_digest_spread"] == 0.0
-    assert [r["step"] for r in rows(out) if "env/reward_mean" in r] == [1, 2, 3]
-
-
 NOISY = ("time/", "perf/")
 
 
@@ -65,7 +57,8 @@ def numbers(rows_: list[dict], steps: range) -> list[dict]:
 def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     """SIGKILL after the step-2 checkpoint: Ray Train restarts the worker, which resumes the same W&B
     run and produces the rows of an uninterrupted run with the same seed (optimizer, KL coefficient,
-    RNG streams and data offset restored), bit for bit."""
+    RNG streams and data offset restored), bit for bit. Steps 1-2, before the kill, show that two
+    runs of one seed give the same curve."""
     common = [f"cache_dir={model_cache}", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.eval_every=0"]
     reference = str(tmp_path / "reference")
     run(make_cfg([*common, f"output_dir={reference}", "logger=none"]))
@@ -76,7 +69,8 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     assert steps == [1, 2, 3, 4, 5, 6], steps  # step 3 was redone once, nothing lost, nothing twice
     folders = list((Path(out) / "wandb").glob("offline-run-*"))
     assert len(folders) == 2 and wandb_run_ids(out) == {metrics["run_id"]}  # the kill happened; one W&B run
-    assert numbers(rows(out), range(3, 7)) == numbers(rows(reference), range(3, 7))
+    assert numbers(rows(out), range(1, 3)) == numbers(rows(reference), range(1, 3))  # same seed, same curve
+    assert numbers(rows(out), range(3, 7)) == numbers(rows(reference), range(3, 7))  # ... across the kill
 
 
 def test_resume_from_a_storage_uri_continues_a_finished_run(tmp_path, model_cache):
@@ -93,28 +87,6 @@ def test_resume_from_a_storage_uri_continues_a_finished_run(tmp_path, model_cach
                            "trainer.eval_every=0", f"trainer.resume={checkpoint}"]))
     assert second["step"] == 4 and second["run_id"] == first["run_id"]
     assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]
-
-
-def test_resume_latest_continues_a_finished_run(tmp_path, model_cache):
-    out1 = str(tmp_path / "exp" / "first")
-    first = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out1}", "logger=none", "trainer.max_steps=2",
-                          "trainer.eval_every=0"]))
-    out2 = str(tmp_path / "exp" / "second")
-    second = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out2}", "logger=none", "trainer.max_steps=4",
-                           "trainer.eval_every=0", "trainer.resume=latest"]))
-    assert second["step"] == 4 and second["run_id"] == first["run_id"]
-    assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]
-
-
-def test_same_seed_same_curve(tmp_path, model_cache):
-    curves = []
-    for attempt in range(2):
-        out = str(tmp_path / f"det{attempt}")
-        run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=none", "trainer.max_steps=3",
-                      "trainer.eval_every=3", "seed=0"]))
-        curves.append([(r["step"], r.get("env/reward_mean"), r.get("objective/kl"), r.get("eval/accuracy"))
-                       for r in rows(out) if "time/total_rollout_s" not in r])
-    assert curves[0] == curves[1]
 
 
 def test_sft_with_one_and_two_workers_gives_the_same_loss_curve(tmp_path, model_cache):
