@@ -128,6 +128,8 @@ def test_documented_command_runs(command, tmp_path, model_cache):
         short = [s for s in short if not s.startswith("trainer.max_steps")] + ["trainer.max_steps=3"]
     if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
         short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
+    elif "algo=sft" in args:  # two steps need a few demonstrations, not all 60,000 of the task
+        short.append("algo.num_demos=2000")
     args = [a for a in args if not a.startswith(("trainer.max_steps=", "output_dir=")) or "resume" in a] + short
     if "trainer.resume=latest" in args:
         args = [a for a in args if not a.startswith("output_dir=")] + [f"output_dir={tmp_path}/second"]
