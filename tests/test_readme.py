@@ -102,8 +102,15 @@ def distinct_runs(commands: list[str]) -> list[str]:
 
 
 RUNNABLE = distinct_runs([c for c in COMMANDS if not any(flag in c for flag in CHECKED_ONLY) and "--help" not in c])
-
-
+# The two SFT commands run together, in test_the_readme_sft_commands_follow_one_loss_curve.
+SFT_PAIR = [c for c in RUNNABLE if re.fullmatch(r"python -m orchestrator task=calculator algo=sft( trainer.num_workers=2)?", c)]
+# Run as a user runs them, in a process of their own with a Ray of its own: the first command (a new
+# user's first console, checked line by line), a ToolBench SFT run (its trainer once printed raw
+# dicts) and trainer.resume=latest (the newest run found from a fresh process). The others run in
+# this process on the session's Ray cluster, through the command line's own entry (compose, check,
+# run, summary), their console captured at the file descriptors.
+OWN_PROCESS = ("python -m orchestrator task=calculator", "python -m orchestrator task=calculator trainer.resume=latest",
+               "python -m orchestrator task=toolbench algo=sft")
 TOOLBENCH_SHORT = ("num_train=400", "num_heldout=20", "eval_cases=8")
 
 
@@ -112,40 +119,91 @@ def run_id(console: str) -> str:
     return re.search(r"run_id\s*│\s*(\S+)", console).group(1)
 
 
-@pytest.mark.ray
-@pytest.mark.parametrize("command", RUNNABLE)
-def test_documented_command_runs(command, tmp_path, model_cache):
+def shortened(command: str, tmp_path, model_cache: str, steps: int = 2) -> list[str]:
+    """The command's overrides, shortened to a few steps (and, for ToolBench and SFT, a little data)."""
     args = shlex.split(command)[3:]
-    short = ["trainer.max_steps=2", "trainer.eval_every=1", f"cache_dir={model_cache}", "logger=none",
+    short = [f"trainer.max_steps={steps}", "trainer.eval_every=1", f"cache_dir={model_cache}", "logger=none",
              "model.tiny.seed=0"]  # one warm start for every command (the seed otherwise picks its own)
-    if not any(a.startswith("output_dir=") for a in args):
-        short.append(f"output_dir={tmp_path}/run")
-    if any(a == "trainer.resume=latest" for a in args):
-        # needs an earlier run of the same experiment: make one first
-        first = subprocess.run([sys.executable, "-m", "orchestrator", *short[:-1], f"output_dir={tmp_path}/first"],
-                               cwd=REPO, capture_output=True, text=True, timeout=600)
-        assert first.returncode == 0, first.stderr[-3000:]
-        short = [s for s in short if not s.startswith("trainer.max_steps")] + ["trainer.max_steps=3"]
     if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
         short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
-    elif "algo=sft" in args:  # two steps need a few demonstrations, not all 60,000 of the task
+    elif "algo=sft" in args:  # a few steps need a few demonstrations, not all 60,000 of the task
         short.append("algo.num_demos=2000")
     args = [a for a in args if not a.startswith(("trainer.max_steps=", "output_dir=")) or "resume" in a] + short
-    if "trainer.resume=latest" in args:
-        args = [a for a in args if not a.startswith("output_dir=")] + [f"output_dir={tmp_path}/second"]
+    if not any(a.startswith("output_dir=") for a in shlex.split(command)):
+        args.append(f"output_dir={tmp_path}/run")
+    else:
+        args += [a for a in shlex.split(command) if a.startswith("output_dir=")]
+    return args
+
+
+def elsewhere(args: list[str], output_dir) -> list[str]:
+    return [a for a in args if not a.startswith("output_dir=")] + [f"output_dir={output_dir}"]
+
+
+def run_in_own_process(args: list[str]) -> str:
     env = {**os.environ, "WANDB_MODE": "offline"}
     out = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO, capture_output=True, text=True,
                          timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "eval/accuracy" in out.stdout or "eval/loss" in out.stdout
-    if "trainer.resume=latest" in args:
-        # it continued the newest run of the experiment: its steps and its W&B run, not a new one
-        second = [json.loads(line) for line in (tmp_path / "second" / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in second if "env/reward_mean" in r] == [3]
-        assert run_id(out.stdout) == run_id(first.stdout)
-    console = out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def run_here(args: list[str], capfd) -> tuple[dict, str]:
+    from orchestrator.config import compose_config
+    from orchestrator.launch.cli import run_config
+    from tests.conftest import ensure_local_ray
+
+    assert check_overrides(args) is None
+    ensure_local_ray()
+    capfd.readouterr()
+    metrics = run_config(compose_config(args))
+    out, err = capfd.readouterr()
+    return metrics, out + err
+
+
+def assert_quiet(console: str) -> None:
     noise = [line for line in console.splitlines() if any(n in line for n in NOISE)]
     assert not noise, "library noise on the console (it belongs in <output_dir>/logs/):\n" + "\n".join(noise[:10])
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("command", [c for c in RUNNABLE if c not in SFT_PAIR])
+def test_documented_command_runs(command, tmp_path, model_cache, capfd):
+    if "trainer.resume=latest" in command:
+        # needs an earlier run of the same experiment: one here first, then the resume as a user runs it
+        first, _ = run_here(elsewhere(shortened("python -m orchestrator task=calculator", tmp_path, model_cache),
+                                      tmp_path / "exp" / "first"), capfd)
+        console = run_in_own_process(elsewhere(shortened(command, tmp_path, model_cache, steps=3),
+                                               tmp_path / "exp" / "second"))
+        # it continued the newest run of the experiment: its steps and its W&B run, not a new one
+        rows = [json.loads(line) for line in (tmp_path / "exp" / "second" / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows if "env/reward_mean" in r] == [3]
+        assert run_id(console) == first["run_id"]
+    elif command in OWN_PROCESS:
+        console = run_in_own_process(shortened(command, tmp_path, model_cache))
+    else:
+        _, console = run_here(shortened(command, tmp_path, model_cache), capfd)
+    assert "eval/accuracy" in console or "eval/loss" in console
+    assert_quiet(console)
+
+
+@pytest.mark.ray
+def test_the_readme_sft_commands_follow_one_loss_curve(tmp_path, model_cache, capfd):
+    """algo=sft in Ray Train workers, as the README runs it on 1 and on 2 workers: the loss is the
+    mean over every trained token of the step on all workers, and the workers split each step's
+    demonstrations, so 2 workers follow 1."""
+    assert len(SFT_PAIR) == 2, SFT_PAIR
+    curves = []
+    for i, command in enumerate(SFT_PAIR):
+        args = elsewhere(shortened(command, tmp_path, model_cache, steps=4), tmp_path / f"sft{i}")
+        _, console = run_here(args, capfd)
+        assert "eval/loss" in console or "eval/accuracy" in console
+        assert_quiet(console)
+        rows = [json.loads(line) for line in (tmp_path / f"sft{i}" / "metrics.jsonl").read_text().splitlines()]
+        curves.append([r["sft/loss"] for r in rows if "sft/loss" in r])
+    one, two = curves
+    assert len(one) == 4 and one[-1] < one[0]
+    assert two == pytest.approx(one, rel=1e-4)
 
 
 # ---------------------------------------------------------------- the "adding" section's examples

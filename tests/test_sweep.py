@@ -1,4 +1,5 @@
-"""Sweeps: grid expansion, per-trial configs, the seed report, and one small Tune sweep."""
+"""Sweeps: grid expansion, per-trial configs, the seed report. (A 2-seed sweep end to end:
+tests/test_multinode.py; a sweep that survives faults: tests/test_sweep_faults.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from orchestrator.config import ConfigError
 from orchestrator.launch.report import load_trials, summarize, tables, trial_identity
 from orchestrator.launch.sweep import expand_grid, stable_run_id, trial_base, trial_config, trial_name
-from tests.conftest import ensure_local_ray, make_cfg
+from tests.conftest import make_cfg
 
 
 def test_expand_grid_crosses_every_value():
@@ -79,32 +80,6 @@ def test_report_command_on_a_folder(tmp_path):
     assert out.returncode == 0 and (tmp_path / "seeds.png").exists()
     bad = subprocess.run([sys.executable, "-m", "orchestrator.launch.report", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a sweep output folder" in bad.stderr
-
-
-@pytest.mark.ray
-@pytest.mark.slow
-def test_seed_sweep_end_to_end(tmp_path, model_cache):
-    import ray
-
-    from orchestrator.launch.sweep import run_sweep
-
-    ensure_local_ray()
-    cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=1",
-                    "model.tiny.seed=0", f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb",
-                    "logger.tags=[test]"])
-    summary = run_sweep(cfg)
-    sweep = Path(summary["sweep_dir"])
-    assert summary["trials"] == 2 and summary["failed"] == 0
-    assert (sweep / "seeds.png").exists() and (sweep / "summary.md").exists()
-    rewards = {}
-    for seed in (0, 1):
-        rows = [json.loads(l) for l in (sweep / "trials" / f"seed{seed}" / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in rows if "env/reward_mean" in r] == [1, 2]
-        rewards[seed] = [r["env/reward_mean"] for r in rows if "env/reward_mean" in r] + \
-                        [r["eval/accuracy"] for r in rows if "eval/accuracy" in r]
-        runs = list((sweep / "trials" / f"seed{seed}" / "wandb").glob("offline-run-*"))
-        assert len(runs) == 1
-    assert rewards[0] != rewards[1]  # the seed changed the run
 
 
 def test_a_finished_trial_is_not_trained_again(tmp_path):

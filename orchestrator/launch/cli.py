@@ -30,26 +30,33 @@ def print_summary(metrics: dict[str, Any]) -> None:
     Console(width=max(Console().width, 140)).print(table)
 
 
+def run_config(cfg: Any) -> dict[str, Any]:
+    """What the command line does with a composed config: a sweep, an evaluation or one run,
+    then the closing summary. Returns the final metrics."""
+    if cfg.get("sweep"):
+        from orchestrator.launch.sweep import run_sweep
+
+        metrics = run_sweep(cfg)
+    elif cfg.mode == "eval":
+        from orchestrator.launch.evaluation import run_evaluation
+
+        metrics = run_evaluation(cfg)
+    else:
+        from orchestrator.launch.experiment import run
+
+        metrics = run(cfg)
+    print_summary(metrics)
+    return metrics
+
+
 def _hydra_entry(cfg: Any) -> float | None:
     from orchestrator.config.checks import ConfigError
 
     try:
-        if cfg.get("sweep"):
-            from orchestrator.launch.sweep import run_sweep
-
-            metrics = run_sweep(cfg)
-        elif cfg.mode == "eval":
-            from orchestrator.launch.evaluation import run_evaluation
-
-            metrics = run_evaluation(cfg)
-        else:
-            from orchestrator.launch.experiment import run
-
-            metrics = run(cfg)
+        metrics = run_config(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    print_summary(metrics)
     value = metrics.get("eval/accuracy")
     return float(value) if isinstance(value, (int, float)) else None
 
