@@ -17,8 +17,13 @@ elif "$PY" -c 'import torch, sys; sys.exit(0 if torch.__version__.startswith("2.
   echo "[install] torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
 else
   echo "[install] no GPU: torch==2.13.0 (CPU build)"
-  "$PY" -m pip install "${quiet[@]}" --no-index "torch==2.13.0" 2>/dev/null \
-    || "$PY" -m pip install "${quiet[@]}" "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+  # A local CPU wheel (pip's find-links) first, without its dependencies (they are not beside it),
+  # which the second line then takes from the package index; else PyTorch's CPU index.
+  if "$PY" -m pip install "${quiet[@]}" --no-index --no-deps "torch==2.13.0" 2>/dev/null; then
+    "$PY" -m pip install "${quiet[@]}" "torch==2.13.0"
+  else
+    "$PY" -m pip install "${quiet[@]}" "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
+  fi
 fi
 
 if ! command -v bwrap >/dev/null 2>&1; then

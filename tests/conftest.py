@@ -61,6 +61,26 @@ def model_cache() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def calculator_warm_start(model_cache: str) -> str:
+    """The default calculator warm start (model.tiny.seed=0), built once on the session's shared
+    cluster, where it is quickest (one worker, both cores), before a test of its own cluster needs
+    it (tests/test_multinode.py would otherwise build it over two 1-CPU nodes)."""
+    from orchestrator.config.checks import check
+    from orchestrator.launch.ray_cluster import cluster_cpus
+    from orchestrator.launch.warm_start import starting_weights
+    from orchestrator.task import build_task
+    from orchestrator.tracking.console import ConsoleChannel
+
+    ensure_local_ray()
+    cfg = check(make_cfg([f"cache_dir={model_cache}", "model.tiny.seed=0"]))
+    channel = ConsoleChannel()
+    try:
+        return starting_weights(cfg, build_task(cfg.task), channel, cluster_cpus())
+    finally:
+        channel.shutdown()
+
+
 def make_cfg(overrides: list[str]):
     """The composed config of ``python -m orchestrator <overrides>``."""
     return compose_config(overrides)

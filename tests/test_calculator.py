@@ -109,3 +109,16 @@ def test_demonstrations_show_exactly_what_the_tool_answers():
     for d in calls:
         expression = (d[0][1] + d[1][1]).rsplit("<request><Calculator>", 1)[1].removesuffix("<call>")
         assert d[2][1] == tool.call(expression) + "<response>"
+
+
+@pytest.mark.parametrize("expr", ["(((9**99)**99)**99)**99", "99**99**99", "(2**99)*(2**99)**99"])
+def test_huge_intermediate_results_are_refused_not_computed(expr):
+    """Bounding the exponent alone let ``(((9**99)**99)**99)**99`` (23 characters) hold the GIL for
+    more than 10 s, so the actor was killed and its whole batch timed out. Each power's size is
+    checked before it is computed: the query gets its own short error."""
+    with pytest.raises(ToolError, match="too large"):
+        evaluate(expr)
+    calculator = Calculator()
+    with pytest.raises(ToolError, match="too large"):  # the pool gives the model this error as the observation
+        calculator.call(expr)
+    assert calculator.call("2+3") == "5"  # the next query is answered as usual

@@ -30,7 +30,7 @@ def test_tool_actors_go_to_tool_nodes_unless_told_otherwise():
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(calculator_warm_start):
     import ray
     from ray.cluster_utils import Cluster
 
@@ -101,7 +101,7 @@ def test_two_seed_sweep_spreads_over_the_nodes(cluster, tmp_path, model_cache):
 
     before = known_actors()
     small = [o for o in SMALL if not o.startswith(("logger=", "trainer.eval_every="))]
-    summary = run_sweep(make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=1",
+    summary = run_sweep(make_cfg(["sweep=seeds", "sweep.num_seeds=2", "trainer.max_steps=2", "trainer.eval_every=2",
                                   "logger=wandb", "logger.tags=[test]", f"cache_dir={model_cache}",
                                   f"output_dir={tmp_path}/sweep", *small]))
     sweep = Path(summary["sweep_dir"])

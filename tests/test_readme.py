@@ -104,13 +104,14 @@ def distinct_runs(commands: list[str]) -> list[str]:
 RUNNABLE = distinct_runs([c for c in COMMANDS if not any(flag in c for flag in CHECKED_ONLY) and "--help" not in c])
 # The two SFT commands run together, in test_the_readme_sft_commands_follow_one_loss_curve.
 SFT_PAIR = [c for c in RUNNABLE if re.fullmatch(r"python -m orchestrator task=calculator algo=sft( trainer.num_workers=2)?", c)]
-# Run as a user runs them, in a process of their own with a Ray of its own: the first command (a new
-# user's first console, checked line by line), a ToolBench SFT run (its trainer once printed raw
-# dicts) and trainer.resume=latest (the newest run found from a fresh process). The others run in
-# this process on the session's Ray cluster, through the command line's own entry (compose, check,
-# run, summary), their console captured at the file descriptors.
-OWN_PROCESS = ("python -m orchestrator task=calculator", "python -m orchestrator task=calculator trainer.resume=latest",
-               "python -m orchestrator task=toolbench algo=sft")
+FIRST = "python -m orchestrator task=calculator"
+RESUME = "python -m orchestrator task=calculator trainer.resume=latest"
+# The first command (a new user's first console, checked line by line) and trainer.resume=latest
+# (the newest run, found from a fresh process) run as a user runs them, each in a process of its
+# own with a Ray of its own; the second continues the first. The others run in this process on the
+# session's Ray cluster, through the command line's own entry (compose, check, run, summary), their
+# console captured at the file descriptors.
+OWN_PROCESS = (FIRST, RESUME)
 TOOLBENCH_SHORT = ("num_train=400", "num_heldout=20", "eval_cases=8")
 
 
@@ -167,24 +168,26 @@ def assert_quiet(console: str) -> None:
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("command", [c for c in RUNNABLE if c not in SFT_PAIR])
+@pytest.mark.parametrize("command", [c for c in RUNNABLE if c not in SFT_PAIR and c not in OWN_PROCESS])
 def test_documented_command_runs(command, tmp_path, model_cache, capfd):
-    if "trainer.resume=latest" in command:
-        # needs an earlier run of the same experiment: one here first, then the resume as a user runs it
-        first, _ = run_here(elsewhere(shortened("python -m orchestrator task=calculator", tmp_path, model_cache),
-                                      tmp_path / "exp" / "first"), capfd)
-        console = run_in_own_process(elsewhere(shortened(command, tmp_path, model_cache, steps=3),
-                                               tmp_path / "exp" / "second"))
-        # it continued the newest run of the experiment: its steps and its W&B run, not a new one
-        rows = [json.loads(line) for line in (tmp_path / "exp" / "second" / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in rows if "env/reward_mean" in r] == [3]
-        assert run_id(console) == first["run_id"]
-    elif command in OWN_PROCESS:
-        console = run_in_own_process(shortened(command, tmp_path, model_cache))
-    else:
-        _, console = run_here(shortened(command, tmp_path, model_cache), capfd)
+    _, console = run_here(shortened(command, tmp_path, model_cache), capfd)
     assert "eval/accuracy" in console or "eval/loss" in console
     assert_quiet(console)
+
+
+@pytest.mark.ray
+def test_the_first_command_then_resume_latest(tmp_path, model_cache):
+    """The README's first command, then trainer.resume=latest from a new process: it finds that run
+    (the newest of the experiment) and continues its steps and its W&B run."""
+    assert FIRST in RUNNABLE and RESUME in RUNNABLE
+    console = run_in_own_process(elsewhere(shortened(FIRST, tmp_path, model_cache), tmp_path / "exp" / "first"))
+    assert "eval/accuracy" in console
+    assert_quiet(console)
+    resumed = run_in_own_process(elsewhere(shortened(RESUME, tmp_path, model_cache, steps=3), tmp_path / "exp" / "second"))
+    assert_quiet(resumed)
+    rows = [json.loads(line) for line in (tmp_path / "exp" / "second" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "env/reward_mean" in r] == [3]
+    assert run_id(resumed) == run_id(console)
 
 
 @pytest.mark.ray

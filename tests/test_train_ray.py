@@ -1,5 +1,5 @@
-"""End-to-end runs on an embedded Ray cluster: PPO learns, a killed worker resumes from its
-checkpoint exactly, trainer.resume continues a run from a storage URI. (Two PPO workers in sync:
+"""End-to-end runs on an embedded Ray cluster: PPO learns; a killed worker resumes from its
+checkpoint exactly; trainer.resume continues a run from a storage URI. (Two PPO workers in sync:
 tests/test_multinode.py; trainer.resume=latest and SFT on 1 and 2 workers: tests/test_readme.py.)"""
 
 from __future__ import annotations
@@ -57,12 +57,19 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     """SIGKILL after the step-2 checkpoint: Ray Train restarts the worker, which resumes the same W&B
     run and produces the rows of an uninterrupted run with the same seed (optimizer, KL coefficient,
     RNG streams and data offset restored), bit for bit. Steps 1-2, before the kill, show that two
-    runs of one seed give the same curve."""
-    common = [f"cache_dir={model_cache}", "trainer.max_steps=6", "trainer.checkpoint_every=2", "trainer.eval_every=0"]
-    reference = str(tmp_path / "reference")
-    run(make_cfg([*common, f"output_dir={reference}", "logger=none"]))
+    runs of one seed give the same curve.
+
+    The uninterrupted run keeps its checkpoints in a storage URI (pyarrow's file:// here; s3:// or
+    gs:// on a cluster): nothing under its output_dir/ray, and trainer.resume takes the URI of its
+    last checkpoint to continue its steps and its run."""
+    common = [f"cache_dir={model_cache}", "trainer.checkpoint_every=2", "trainer.eval_every=0"]
+    store = f"file://{tmp_path}/store"
+    reference = str(tmp_path / "exp" / "reference")
+    uninterrupted = run(make_cfg([*common, "trainer.max_steps=6", f"output_dir={reference}", "logger=none",
+                                  f"trainer.storage={store}"]))
+    assert uninterrupted["checkpoint"].startswith(str(tmp_path / "store")) and not (Path(reference) / "ray").exists()
     out = str(tmp_path / "kill")
-    metrics = run(make_cfg([*common, f"output_dir={out}", "logger=wandb", kill_override(0, 3)]))
+    metrics = run(make_cfg([*common, "trainer.max_steps=6", f"output_dir={out}", "logger=wandb", kill_override(0, 3)]))
     assert metrics["step"] == 6
     steps = [r["step"] for r in rows(out) if "env/reward_mean" in r]
     assert steps == [1, 2, 3, 4, 5, 6], steps  # step 3 was redone once, nothing lost, nothing twice
@@ -71,18 +78,8 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     assert numbers(rows(out), range(1, 3)) == numbers(rows(reference), range(1, 3))  # same seed, same curve
     assert numbers(rows(out), range(3, 7)) == numbers(rows(reference), range(3, 7))  # ... across the kill
 
-
-def test_resume_from_a_storage_uri_continues_a_finished_run(tmp_path, model_cache):
-    """Checkpoints go to a URI (pyarrow's file:// here, s3:// or gs:// on a cluster); trainer.resume
-    takes the URI of one, and the second run continues the first's W&B run from its step."""
-    store = f"file://{tmp_path}/store"
-    out1 = str(tmp_path / "exp" / "first")
-    first = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out1}", "logger=wandb", "trainer.max_steps=2",
-                          "trainer.eval_every=0", f"trainer.storage={store}"]))
-    assert first["checkpoint"].startswith(str(tmp_path / "store")) and not (Path(out1) / "ray").exists()
-    checkpoint = "file://" + first["checkpoint"]
-    out2 = str(tmp_path / "exp" / "second")
-    second = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out2}", "logger=wandb", "trainer.max_steps=4",
-                           "trainer.eval_every=0", f"trainer.resume={checkpoint}"]))
-    assert second["step"] == 4 and second["run_id"] == first["run_id"]
-    assert [r["step"] for r in rows(out2) if "env/reward_mean" in r] == [3, 4]
+    continued = str(tmp_path / "exp" / "continued")
+    more = run(make_cfg([*common, "trainer.max_steps=8", f"output_dir={continued}", "logger=none",
+                         f"trainer.resume=file://{uninterrupted['checkpoint']}"]))
+    assert more["step"] == 8 and more["run_id"] == uninterrupted["run_id"]
+    assert [r["step"] for r in rows(continued) if "env/reward_mean" in r] == [7, 8]

@@ -44,7 +44,8 @@ def _bits(value: Number) -> float:
 
 def _checked_pow(base: Number, exponent: Number, max_exponent: float, max_bits: int) -> Number:
     if abs(exponent) > max_exponent:
-        raise ArithmeticRefused(f"exponent {exponent} too large (at most {max_exponent:g})")
+        shown = str(exponent) if len(str(exponent)) <= 20 else f"of {len(str(exponent))} digits"
+        raise ArithmeticRefused(f"exponent {shown} too large (at most {max_exponent:g})")
     if isinstance(exponent, (int, float)) and exponent > 0 and _bits(base) * exponent > max_bits:
         raise ArithmeticRefused(f"result too large (more than {max_bits} bits)")
     return operator.pow(base, exponent)
