@@ -1,5 +1,6 @@
-"""Several Ray nodes in one process (``ray.cluster_utils.Cluster``): PPO with two Train workers on
-two nodes and the tool actors on the tool node, then a 2-seed sweep spread over the nodes.
+"""Several Ray nodes in one process (``ray.cluster_utils.Cluster``): the README's two-worker PPO
+command with its Train workers on two nodes and the tool actors on the tool node, then a 2-seed
+sweep spread over the nodes.
 
 The cluster: a head without CPUs (the driver), two train nodes with one CPU each, and a tool
 node with no CPU and the custom resource ``tool_node`` (as cluster.yaml's CPU workers). Nothing
@@ -74,12 +75,15 @@ def steps(trial_dir: Path) -> list[int]:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_cache):
-    from orchestrator.launch.experiment import run
+def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_cache, capfd):
+    """The README's ``trainer.num_workers=2`` command (shortened), through the command line's entry:
+    one DDP worker on each train node, in sync, the tool actors on the tool node, a quiet console."""
+    from tests.readme_commands import TWO_WORKERS, assert_quiet, run_here, shortened
 
     before = known_actors()
-    metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={tmp_path}/ppo", "trainer.num_workers=2",
-                            "trainer.max_steps=2", *SMALL]))
+    metrics, console = run_here(shortened(TWO_WORKERS, tmp_path / "ppo", model_cache), capfd)
+    assert "eval/accuracy" in console
+    assert_quiet(console)
     assert metrics["step"] == 2 and metrics["dist/world_size"] == 2
     assert metrics["dist/param_digest_spread"] == 0.0  # DDP across the two nodes kept the weights equal
     placed = actor_nodes(before)

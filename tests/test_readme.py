@@ -15,28 +15,21 @@ import pytest
 
 from orchestrator.config import check_overrides
 from tests.conftest import REPO
+from tests.readme_commands import (FIRST, RESUME, TOOLBENCH_SFT, TWO_WORKERS, assert_quiet, documented_commands,
+                                   run_here, shortened)
 
 pytestmark = [pytest.mark.slow]
 
 NEEDS_ELSEWHERE = ("trainer.use_gpu=true", "ray.address=auto", "model=gpt2", "model=starcoderbase-1b")
-# Sweeps and GSM8K run end to end in tests/test_sweep.py and tests/test_gsm8k.py (the same
-# settings); here their configs are checked.
 # Sweeps, GSM8K and ToolBench's evaluation run end to end in their own tests (tests/test_sweep.py,
-# tests/test_gsm8k.py, tests/test_toolbench_e2e.py: the last needs a checkpoint to evaluate).
+# tests/test_gsm8k.py, tests/test_toolbench_e2e.py: the last needs a checkpoint to evaluate); here
+# their configs are checked.
 CHECKED_ONLY = NEEDS_ELSEWHERE + ("sweep=seeds", "task=gsm8k", "mode=eval", "experiment=toolllama")
-
-
-def documented_commands() -> list[str]:
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.DOTALL)
-    commands = []
-    for block in blocks:
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            match = re.search(r"python -m orchestrator( |$)", line)
-            if match:
-                commands.append(line[match.start():])
-    return commands
+# Commands another test runs as its own run, with the checks of that mechanism.
+RUN_ELSEWHERE = {
+    TWO_WORKERS: "tests/test_multinode.py (two DDP workers on two nodes, tools on the tool node)",
+    TOOLBENCH_SFT: "tests/test_toolbench_e2e.py (its checkpoint reloaded, then evaluated with DFSDT)",
+}
 
 
 def test_readme_opens_with_the_two_setup_commands():
@@ -48,11 +41,6 @@ def test_readme_opens_with_the_two_setup_commands():
 
 
 COMMANDS = documented_commands()
-
-# What a run's console must not show (issue: a first run buried its progress under these).
-NOISE = ("Failed to query Ray Train Controller", "TrainingReport(", "FutureWarning", "DeprecationWarning",
-         "{'loss':", "{'train_runtime'", "Reporting training result", "(RayTrainWorker", "(TrainController",
-         "(PlacementGroupCleaner", "Writing model shards", "Loading weights")
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -104,41 +92,20 @@ def distinct_runs(commands: list[str]) -> list[str]:
 RUNNABLE = distinct_runs([c for c in COMMANDS if not any(flag in c for flag in CHECKED_ONLY) and "--help" not in c])
 # The two SFT commands run together, in test_the_readme_sft_commands_follow_one_loss_curve.
 SFT_PAIR = [c for c in RUNNABLE if re.fullmatch(r"python -m orchestrator task=calculator algo=sft( trainer.num_workers=2)?", c)]
-FIRST = "python -m orchestrator task=calculator"
-RESUME = "python -m orchestrator task=calculator trainer.resume=latest"
-# The first command (a new user's first console, checked line by line) and trainer.resume=latest
-# (the newest run, found from a fresh process) run as a user runs them, each in a process of its
-# own with a Ray of its own; the second continues the first. The others run in this process on the
-# session's Ray cluster, through the command line's own entry (compose, check, run, summary), their
-# console captured at the file descriptors.
-OWN_PROCESS = (FIRST, RESUME)
-TOOLBENCH_SHORT = ("num_train=400", "num_heldout=20", "eval_cases=8")
+# The first command (a new user's first console, checked line by line, long enough to learn) runs
+# as a user runs it, in a process of its own with a Ray of its own; trainer.resume=latest then
+# finds it on disk (the newest run of the experiment) and continues it. The others run in this
+# process on the session's Ray cluster, their console captured at the file descriptors.
+OWN_TESTS = (FIRST, RESUME, *SFT_PAIR, *RUN_ELSEWHERE)
+
+
+def test_the_commands_run_elsewhere_are_the_readmes():
+    assert set(RUN_ELSEWHERE) <= set(RUNNABLE), set(RUN_ELSEWHERE) - set(RUNNABLE)
 
 
 def run_id(console: str) -> str:
     """The W&B run id in a run's closing summary table."""
     return re.search(r"run_id\s*│\s*(\S+)", console).group(1)
-
-
-def shortened(command: str, tmp_path, model_cache: str, steps: int = 2) -> list[str]:
-    """The command's overrides, shortened to a few steps (and, for ToolBench and SFT, a little data)."""
-    args = shlex.split(command)[3:]
-    short = [f"trainer.max_steps={steps}", "trainer.eval_every=1", f"cache_dir={model_cache}", "logger=none",
-             "model.tiny.seed=0"]  # one warm start for every command (the seed otherwise picks its own)
-    if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
-        short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
-    elif "algo=sft" in args:  # a few steps need a few demonstrations, not all 60,000 of the task
-        short.append("algo.num_demos=2000")
-    args = [a for a in args if not a.startswith(("trainer.max_steps=", "output_dir=")) or "resume" in a] + short
-    if not any(a.startswith("output_dir=") for a in shlex.split(command)):
-        args.append(f"output_dir={tmp_path}/run")
-    else:
-        args += [a for a in shlex.split(command) if a.startswith("output_dir=")]
-    return args
-
-
-def elsewhere(args: list[str], output_dir) -> list[str]:
-    return [a for a in args if not a.startswith("output_dir=")] + [f"output_dir={output_dir}"]
 
 
 def run_in_own_process(args: list[str]) -> str:
@@ -149,44 +116,46 @@ def run_in_own_process(args: list[str]) -> str:
     return out.stdout + out.stderr
 
 
-def run_here(args: list[str], capfd) -> tuple[dict, str]:
-    from orchestrator.config import compose_config
-    from orchestrator.launch.cli import run_config
-    from tests.conftest import ensure_local_ray
-
-    assert check_overrides(args) is None
-    ensure_local_ray()
-    capfd.readouterr()
-    metrics = run_config(compose_config(args))
-    out, err = capfd.readouterr()
-    return metrics, out + err
-
-
-def assert_quiet(console: str) -> None:
-    noise = [line for line in console.splitlines() if any(n in line for n in NOISE)]
-    assert not noise, "library noise on the console (it belongs in <output_dir>/logs/):\n" + "\n".join(noise[:10])
+def metric_rows(output_dir) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("command", [c for c in RUNNABLE if c not in SFT_PAIR and c not in OWN_PROCESS])
+@pytest.mark.parametrize("command", [c for c in RUNNABLE if c not in OWN_TESTS])
 def test_documented_command_runs(command, tmp_path, model_cache, capfd):
-    _, console = run_here(shortened(command, tmp_path, model_cache), capfd)
+    _, console = run_here(shortened(command, tmp_path / "run", model_cache), capfd)
     assert "eval/accuracy" in console or "eval/loss" in console
     assert_quiet(console)
 
 
+LEARN_STEPS = 60
+
+
 @pytest.mark.ray
-def test_the_first_command_then_resume_latest(tmp_path, model_cache):
-    """The README's first command, then trainer.resume=latest from a new process: it finds that run
-    (the newest of the experiment) and continues its steps and its W&B run."""
+def test_the_first_command_learns_the_calculator_then_resume_latest(tmp_path, model_cache, capfd):
+    """The README's first command, 60 of its 120 steps: a readable console, and PPO takes held-out
+    accuracy from the warm start's baseline to near perfect. Then trainer.resume=latest finds that
+    run (the newest of the experiment) and continues its steps and its W&B run."""
     assert FIRST in RUNNABLE and RESUME in RUNNABLE
-    console = run_in_own_process(elsewhere(shortened(FIRST, tmp_path, model_cache), tmp_path / "exp" / "first"))
+    first = tmp_path / "exp" / "first"
+    console = run_in_own_process(shortened(FIRST, first, model_cache, steps=LEARN_STEPS, eval_every=10))
     assert "eval/accuracy" in console
     assert_quiet(console)
-    resumed = run_in_own_process(elsewhere(shortened(RESUME, tmp_path, model_cache, steps=3), tmp_path / "exp" / "second"))
+    history = metric_rows(first)
+    evals = [r for r in history if "eval/accuracy" in r]
+    baseline, final = evals[0], evals[-1]
+    assert baseline["step"] == 0 and final["step"] == LEARN_STEPS
+    assert baseline["eval/accuracy"] <= 0.6, f"warm start already solves the task ({baseline}); RL would have nothing to do"
+    # measured: 0.3 -> 0.93 sampled, 0.02 -> 1.0 greedy in 60 steps (0.95-0.97 in the default 120)
+    assert final["eval/accuracy"] >= max(0.85, baseline["eval/accuracy"] + 0.4), (baseline, final)
+    assert final["eval/accuracy_greedy"] >= 0.9, final
+    # the policy learned to call the tool far more than the warm start did
+    assert baseline["eval/tool_used_frac"] < 0.6 < final["eval/tool_used_frac"]
+
+    second = tmp_path / "exp" / "second"
+    _, resumed = run_here(shortened(RESUME, second, model_cache, steps=LEARN_STEPS + 1), capfd)
     assert_quiet(resumed)
-    rows = [json.loads(line) for line in (tmp_path / "exp" / "second" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "env/reward_mean" in r] == [3]
+    assert [r["step"] for r in metric_rows(second) if "env/reward_mean" in r] == [LEARN_STEPS + 1]
     assert run_id(resumed) == run_id(console)
 
 
@@ -198,12 +167,10 @@ def test_the_readme_sft_commands_follow_one_loss_curve(tmp_path, model_cache, ca
     assert len(SFT_PAIR) == 2, SFT_PAIR
     curves = []
     for i, command in enumerate(SFT_PAIR):
-        args = elsewhere(shortened(command, tmp_path, model_cache, steps=4), tmp_path / f"sft{i}")
-        _, console = run_here(args, capfd)
+        _, console = run_here(shortened(command, tmp_path / f"sft{i}", model_cache, steps=4), capfd)
         assert "eval/loss" in console or "eval/accuracy" in console
         assert_quiet(console)
-        rows = [json.loads(line) for line in (tmp_path / f"sft{i}" / "metrics.jsonl").read_text().splitlines()]
-        curves.append([r["sft/loss"] for r in rows if "sft/loss" in r])
+        curves.append([r["sft/loss"] for r in metric_rows(tmp_path / f"sft{i}") if "sft/loss" in r])
     one, two = curves
     assert len(one) == 4 and one[-1] < one[0]
     assert two == pytest.approx(one, rel=1e-4)

@@ -1,6 +1,7 @@
-"""Sweeps survive faults: a failed trial is retried from its checkpoint (``sweep.max_failures``),
-and a sweep whose driver was SIGKILLed is finished by the same command with ``sweep.resume=true``
-without rerunning finished trials or losing reported results."""
+"""Sweeps survive faults, both in one sweep (each fault costs a Ray Train start, so they share
+one): a failed trial is retried from its checkpoint (``sweep.max_failures``), and a sweep whose
+driver was SIGKILLed is finished by the same command with ``sweep.resume=true`` without rerunning
+finished trials or losing reported results."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, ensure_local_ray, make_cfg
+from tests.conftest import REPO
 from tests.faults import kill_override
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -34,33 +35,6 @@ def tune_reports(sweep_dir: Path, seed: int) -> list[dict]:
     """What the trial reported to Tune, from Tune's own result.json."""
     [trial] = (sweep_dir / "tune").glob(f"run_trial_*seed={seed}_*")
     return [json.loads(line) for line in (trial / "result.json").read_text().splitlines() if line.strip()]
-
-
-def test_failed_trial_is_retried_from_its_checkpoint(tmp_path, model_cache):
-    """A Train worker is SIGKILLed at step 3 and Train may not restart it (trainer.max_failures=0),
-    so the trial fails; Tune retries it once; the retry resumes from the step-2 checkpoint."""
-    import ray
-
-    from orchestrator.launch.sweep import run_sweep
-
-    ensure_local_ray()
-    cfg = make_cfg(["sweep=seeds", "sweep.num_seeds=1", "sweep.max_failures=1", "trainer.max_failures=0",
-                    "trainer.max_steps=4", "trainer.checkpoint_every=2", "trainer.eval_every=0",
-                    kill_override(0, 3), "model.tiny.seed=0",
-                    f"cache_dir={model_cache}", f"output_dir={tmp_path}/sweep", "logger=wandb"])
-    summary = run_sweep(cfg)
-    sweep = Path(summary["sweep_dir"])
-    trial = sweep / "trials" / "seed0"
-    assert summary["trials"] == 1 and summary["failed"] == 0, (sweep / "summary.md").read_text()
-    assert steps(trial) == [1, 2, 3, 4]  # step 3 was redone after the retry, and logged once
-    runs = wandb_runs(trial)
-    assert len(runs) == 2, runs  # the failed attempt and the retry ...
-    assert len({r.rsplit("-", 1)[-1] for r in runs}) == 1, runs  # ... in one W&B run
-    reported = [r["step"] for r in tune_reports(sweep, 0)]
-    # The end once; step 2's report reaches Tune only if it was forwarded before the kill (under
-    # load it may not be: metrics.jsonl and W&B hold it either way). Nothing is reported twice.
-    assert reported[-1] == 4 and reported in ([2, 4], [4]), reported
-    assert "ok" in (sweep / "summary.csv").read_text().splitlines()[1]
 
 
 def descendants(pid: int) -> set[int]:
@@ -93,20 +67,30 @@ def alive(pids: set[int]) -> set[int]:
     return out
 
 
-STEPS = 8
+STEPS = 10
 
 
 def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
-    """The driver (its own local Ray) is SIGKILLed with its process group once seed 0 finished and
-    seed 1 is under way; the same command with sweep.resume=true finishes seed 1 from its
-    checkpoint and leaves seed 0 alone. Seed 1 has STEPS steps so that the kill, which waits for
-    its first step, still lands before its last on a fast machine (a CI run once saw all 3 done)."""
+    """Two faults in one 2-seed sweep, one trial at a time.
+
+    A failed trial: a Train worker is SIGKILLed at step 3 of an attempt that did not resume, and
+    Train may not restart it (trainer.max_failures=0), so the trial fails; Tune retries it once
+    (sweep.max_failures=1) and the retry resumes from the step-2 checkpoint.
+
+    A killed driver: the driver (its own local Ray) is SIGKILLed with its process group once seed 0
+    finished and seed 1 is under way; the same command with sweep.resume=true finishes seed 1 from
+    its checkpoint and leaves seed 0 alone. Seed 1 has STEPS steps so that the kill, which waits
+    for its first step, still lands before its last on a fast machine (a CI run once saw all 3
+    done); small batches keep them cheap (a step of 16 episodes and its checkpoint take ~0.5 s
+    here). Should seed 1 reach step 3 before the kill, it fails and is retried as seed 0 was.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "orchestrator", "task=calculator", "sweep=seeds", "sweep.num_seeds=2",
                "sweep.max_concurrent_trials=1", f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=1",
-               "trainer.eval_every=0", "model.tiny.seed=0", "ray.num_cpus=2", "logger=wandb",
+               "trainer.eval_every=0", "trainer.batch_size=16", "model.tiny.seed=0", "ray.num_cpus=2",
+               "logger=wandb", "sweep.max_failures=1", "trainer.max_failures=0", kill_override(0, 3),
                f"cache_dir={model_cache}"]
     exp = tmp_path / "exp"
     sweep = exp / "first"
@@ -141,6 +125,12 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     seed1_before = steps(trials / "seed1")
     assert steps(trials / "seed0") == list(range(1, STEPS + 1)) and 1 <= len(seed1_before) < STEPS, seed1_before
     assert not (sweep / "summary.md").exists()
+    # seed 0 failed at step 3 and its retry went on from the step-2 checkpoint: step 3 logged once
+    # (above), the failed attempt and the retry in one W&B run, nothing reported to Tune twice
+    assert len(seed0_runs) == 2 and len({r.rsplit("-", 1)[-1] for r in seed0_runs}) == 1, seed0_runs
+    assert "KillRankAtStep: SIGKILL at step 3" in (trials / "seed0" / "logs" / "worker-0.log").read_text()
+    reported = [r["step"] for r in tune_reports(sweep, 0)]
+    assert reported[-1] == STEPS and reported == sorted(set(reported)), reported
 
     with open(tmp_path / "resume.log", "w") as log:
         resumed = subprocess.run([*command, f"output_dir={exp}/second", "sweep.resume=true"], cwd=REPO, env=env,

@@ -16,16 +16,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def sft_checkpoint(tmp_path_factory, model_cache):
+    """The README's ``task=toolbench algo=sft`` (shortened: 4 steps, 400 trajectories), run through
+    the command line's entry on the session's cluster."""
     import ray
 
-    from orchestrator.launch.experiment import run
-    from tests.conftest import ensure_local_ray
+    from tests.readme_commands import TOOLBENCH_SFT, run_here, shortened
 
-    ensure_local_ray()
     out = tmp_path_factory.mktemp("toolbench") / "sft"
-    metrics = run(make_cfg(["task=toolbench", "algo=sft", f"cache_dir={model_cache}", f"output_dir={out}", "logger=none",
-                            "trainer.max_steps=4", "trainer.eval_every=4", "trainer.batch_size=8",
-                            "task.spec.num_train=400", "task.spec.num_heldout=20", "task.spec.eval_cases=8"]))
+    metrics, _ = run_here(shortened(TOOLBENCH_SFT, out, model_cache, steps=4))
     assert ray.is_initialized()
     return metrics, out
 

@@ -1,6 +1,7 @@
-"""End-to-end runs on an embedded Ray cluster: PPO learns; a killed worker resumes from its
-checkpoint exactly; trainer.resume continues a run from a storage URI. (Two PPO workers in sync:
-tests/test_multinode.py; trainer.resume=latest and SFT on 1 and 2 workers: tests/test_readme.py.)"""
+"""End-to-end runs on an embedded Ray cluster: a killed worker resumes from its checkpoint
+exactly; trainer.resume continues a run from a storage URI. (PPO learning the calculator,
+trainer.resume=latest and SFT on 1 and 2 workers: the README's commands in tests/test_readme.py;
+two PPO workers in sync: tests/test_multinode.py.)"""
 
 from __future__ import annotations
 
@@ -29,21 +30,6 @@ def wandb_run_ids(output_dir: str) -> set[str]:
     return {p.name.rsplit("-", 1)[-1] for p in (Path(output_dir) / "wandb").glob("offline-run-*")}
 
 
-def test_ppo_learns_the_calculator(tmp_path, model_cache):
-    """Held-out accuracy rises from the warm-start baseline to near perfect."""
-    out = str(tmp_path / "learn")
-    metrics = run(make_cfg([f"cache_dir={model_cache}", f"output_dir={out}", "logger=none", "trainer.max_steps=60"]))
-    history = rows(out)
-    baseline = history[0]["eval/accuracy"]
-    assert history[0]["step"] == 0
-    assert baseline <= 0.6, f"warm start already solves the task ({baseline}); RL would have nothing to do"
-    # measured: 0.3 -> 0.93 sampled, 0.02 -> 1.0 greedy in 60 steps (0.95-0.97 in the default 120)
-    assert metrics["eval/accuracy"] >= max(0.85, baseline + 0.4), f"sampled accuracy {metrics['eval/accuracy']} vs baseline {baseline}"
-    assert metrics["eval/accuracy_greedy"] >= 0.9
-    # the policy learned to call the tool far more than the warm start did
-    assert history[0]["eval/tool_used_frac"] < 0.6 < metrics["eval/tool_used_frac"]
-
-
 NOISY = ("time/", "perf/")
 
 
@@ -62,7 +48,7 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     The uninterrupted run keeps its checkpoints in a storage URI (pyarrow's file:// here; s3:// or
     gs:// on a cluster): nothing under its output_dir/ray, and trainer.resume takes the URI of its
     last checkpoint to continue its steps and its run."""
-    common = [f"cache_dir={model_cache}", "trainer.checkpoint_every=2", "trainer.eval_every=0"]
+    common = [f"cache_dir={model_cache}", "trainer.checkpoint_every=2", "trainer.eval_every=0", "trainer.batch_size=16"]
     store = f"file://{tmp_path}/store"
     reference = str(tmp_path / "exp" / "reference")
     uninterrupted = run(make_cfg([*common, "trainer.max_steps=6", f"output_dir={reference}", "logger=none",
