@@ -37,18 +37,22 @@ def wait_until_reports_collected(timeout_s: float = 60.0) -> None:
 
 
 class KillRankAtStep:
-    """SIGKILL worker ``rank`` once, at the start of ``step``, on an attempt that did not resume."""
+    """SIGKILL worker ``rank`` once, at the start of ``step``, on an attempt that did not resume
+    (in the run of ``seed`` only, when given: one trial of a sweep)."""
 
-    def __init__(self, rank: int = 0, step: int = 1) -> None:
-        self.rank, self.step = rank, step
+    def __init__(self, rank: int = 0, step: int = 1, seed: int | None = None) -> None:
+        self.rank, self.step, self.seed = rank, step, seed
 
     def on_step_start(self, ctx) -> None:
+        if self.seed is not None and ctx.seed != self.seed:
+            return
         if ctx.rank == self.rank and ctx.step == self.step and not ctx.resumed:
             wait_until_reports_collected()
             log.warning("[rank %d] KillRankAtStep: SIGKILL at step %d", ctx.rank, ctx.step)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def kill_override(rank: int, step: int) -> str:
+def kill_override(rank: int, step: int, seed: int | None = None) -> str:
     """The command-line override that installs the callback."""
-    return f"trainer.callbacks=[{{_target_:tests.faults.KillRankAtStep,rank:{rank},step:{step}}}]"
+    only = "" if seed is None else f",seed:{seed}"
+    return f"trainer.callbacks=[{{_target_:tests.faults.KillRankAtStep,rank:{rank},step:{step}{only}}}]"

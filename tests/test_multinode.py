@@ -43,7 +43,7 @@ def cluster(calculator_warm_start):
         "tool": cluster.add_node(num_cpus=0, resources={TOOL_NODE_RESOURCE: 1}),
     }
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, include_dashboard=False)
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)  # as the CLI joins one
     try:
         yield {"train": {n.node_id for n in nodes["train"]}, "tool": nodes["tool"].node_id}
     finally:

@@ -73,8 +73,8 @@ STEPS = 10
 def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     """Two faults in one 2-seed sweep, one trial at a time.
 
-    A failed trial: a Train worker is SIGKILLed at step 3 of an attempt that did not resume, and
-    Train may not restart it (trainer.max_failures=0), so the trial fails; Tune retries it once
+    A failed trial: seed 0's Train worker is SIGKILLed at step 3 of an attempt that did not resume,
+    and Train may not restart it (trainer.max_failures=0), so the trial fails; Tune retries it once
     (sweep.max_failures=1) and the retry resumes from the step-2 checkpoint.
 
     A killed driver: the driver (its own local Ray) is SIGKILLed with its process group once seed 0
@@ -82,7 +82,7 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     its checkpoint and leaves seed 0 alone. Seed 1 has STEPS steps so that the kill, which waits
     for its first step, still lands before its last on a fast machine (a CI run once saw all 3
     done); small batches keep them cheap (a step of 16 episodes and its checkpoint take ~0.5 s
-    here). Should seed 1 reach step 3 before the kill, it fails and is retried as seed 0 was.
+    here).
     """
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     env.pop("WANDB_API_KEY", None)
@@ -90,7 +90,7 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     command = [sys.executable, "-m", "orchestrator", "task=calculator", "sweep=seeds", "sweep.num_seeds=2",
                "sweep.max_concurrent_trials=1", f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=1",
                "trainer.eval_every=0", "trainer.batch_size=16", "model.tiny.seed=0", "ray.num_cpus=2",
-               "logger=wandb", "sweep.max_failures=1", "trainer.max_failures=0", kill_override(0, 3),
+               "logger=wandb", "sweep.max_failures=1", "trainer.max_failures=0", kill_override(0, 3, seed=0),
                f"cache_dir={model_cache}"]
     exp = tmp_path / "exp"
     sweep = exp / "first"

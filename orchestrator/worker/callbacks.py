@@ -19,6 +19,8 @@ class StepContext:
     step: int
     # True when this attempt began from a checkpoint (a restart after a failure or trainer.resume).
     resumed: bool
+    # The run's seed (a sweep's trials differ by it).
+    seed: int = 0
 
 
 class Callback(Protocol):

@@ -136,7 +136,8 @@ def train_worker(config: dict[str, Any]) -> None:
     while step < max_steps:
         t_step = time.perf_counter()
         for callback in callbacks:
-            callback.on_step_start(StepContext(ctx.rank, ctx.world_size, step, resumed=checkpoint is not None))
+            callback.on_step_start(StepContext(ctx.rank, ctx.world_size, step, resumed=checkpoint is not None,
+                                                 seed=derived.seed))
         t0 = time.perf_counter()
         tools_before = env.timings.tools_s if env is not None else 0.0
         episodes = source.batch(algo.policy, step)
