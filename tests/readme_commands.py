@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from tests.conftest import REPO
+from tests.conftest import REPO, WARM_START
 
 FIRST = "python -m orchestrator task=calculator"
 RESUME = "python -m orchestrator task=calculator trainer.resume=latest"
@@ -39,13 +39,14 @@ def documented_commands() -> list[str]:
 
 
 def shortened(command: str, output_dir, model_cache: str, steps: int = 2, eval_every: int = 0) -> list[str]:
-    """The command's overrides, shortened to a few steps (and, for ToolBench and SFT, a little data).
+    """The command's overrides, shortened to a few steps, the suite's warm start (conftest.WARM_START)
+    and, for ToolBench and SFT, a little data.
 
     ``eval_every=0`` evaluates at the start and the end only: the console and metrics show an
     evaluation either way, and each one costs a full pass over the held-out set."""
     args = shlex.split(command)[3:]
     short = [f"trainer.max_steps={steps}", f"trainer.eval_every={eval_every}", f"cache_dir={model_cache}",
-             "logger=none", "model.tiny.seed=0"]  # one warm start for every command (the seed otherwise picks its own)
+             "logger=none", *WARM_START]  # one warm start for every command (the seed otherwise picks its own)
     if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
         short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
     elif "algo=sft" in args:  # a few steps need a few demonstrations, not all 60,000 of the task

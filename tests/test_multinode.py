@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.tools.pool import TOOL_NODE_RESOURCE, PoolOptions, place
-from tests.conftest import make_cfg
+from tests.conftest import WARM_START, make_cfg
 
-SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "logger=none", "model.tiny.seed=0"]
+SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "logger=none", *WARM_START]
 
 
 def test_tool_actors_go_to_tool_nodes_unless_told_otherwise():

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.experiment import run
-from tests.conftest import make_cfg
+from tests.conftest import WARM_START, make_cfg
 from tests.faults import kill_override
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -48,7 +48,8 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     The uninterrupted run keeps its checkpoints in a storage URI (pyarrow's file:// here; s3:// or
     gs:// on a cluster): nothing under its output_dir/ray, and trainer.resume takes the URI of its
     last checkpoint to continue its steps and its run."""
-    common = [f"cache_dir={model_cache}", "trainer.checkpoint_every=2", "trainer.eval_every=0", "trainer.batch_size=16"]
+    common = [f"cache_dir={model_cache}", *WARM_START, "trainer.checkpoint_every=2", "trainer.eval_every=0",
+              "trainer.batch_size=16"]
     store = f"file://{tmp_path}/store"
     reference = str(tmp_path / "exp" / "reference")
     uninterrupted = run(make_cfg([*common, "trainer.max_steps=6", f"output_dir={reference}", "logger=none",
