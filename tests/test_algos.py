@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from orchestrator.algos import ALGORITHMS, Algorithm
-from orchestrator.algos.batch import collate, logprobs_of
+from orchestrator.algos.batch import logprobs_of
 from orchestrator.algos.grpo import GRPO, aggregate, group_advantages, k3_kl
 from orchestrator.algos.schedule import linear_anneal, warmup_cosine
 from orchestrator.algos.sft import SFT

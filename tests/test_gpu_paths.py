@@ -7,13 +7,11 @@ rows that a restart cannot contradict. ``pytest -m gpu`` (tests/test_gpu.py) run
 from __future__ import annotations
 
 import copy
-import os
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from orchestrator.algos.batch import logprobs_of
 from orchestrator.config.checks import ConfigError
 from orchestrator.rollout.episode import Episode
 from orchestrator.rollout.sampler import SamplingParams, TurnSampler, _draw

@@ -1,7 +1,6 @@
 """Tools in Ray actors: failures become observations, dead or hung actors are restarted."""
 
 import pytest
-import ray
 
 from tests.conftest import ensure_local_ray
 

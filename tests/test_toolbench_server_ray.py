@@ -9,7 +9,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import ray
 import requests
 
 from orchestrator.tools.base import ToolCall

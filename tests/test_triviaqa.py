@@ -8,8 +8,7 @@ import pytest
 from orchestrator.rollout.protocol import parse_call
 from orchestrator.rollout.episode import Episode
 from orchestrator.models.tokens import build_byte_tokenizer
-from tasks.triviaqa import FEW_SHOT, answer_reward, extract_answer, make_world, normalize_answer
-from tasks.triviaqa import loaders
+from tasks.triviaqa import FEW_SHOT, answer_reward, make_world, normalize_answer
 from tasks.triviaqa.tools import search_in_process
 from orchestrator.config import check_overrides
 from tests.conftest import make_task

@@ -9,7 +9,7 @@ Hydra's ConfigStore, so composing a config checks every key's type, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from orchestrator.config.fields import value

@@ -10,14 +10,12 @@ worker dies. The loop knows algorithms only through :class:`orchestrator.algos.A
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from orchestrator.algos import build_algorithm
 from orchestrator.distributed import all_sum, barrier, param_digest_spread

@@ -24,7 +24,6 @@ import os
 import resource
 import select
 import signal
-import stat
 import struct
 import sys
 import time
