@@ -39,6 +39,25 @@ def test_trial_config_changes_seed_everywhere(tmp_path):
         trial_config(base, 1, {"algo.nope": 1}, str(tmp_path))
 
 
+def test_a_trials_own_warm_start_fits_beside_the_coordinators(tmp_path):
+    """A trial whose seed picks its own warm start builds it inside the trial, so its SFT
+    workers must ask for the trial's share of the CPUs as the RL run does. Asking for all of
+    them (2 here) waited forever on the sliver the trial's coordinator holds: found by
+    ``bench/learn_calculator.py --seeds 10``, stuck at seed 1 (tests pin one warm start)."""
+    from orchestrator.config.checks import check
+    from orchestrator.launch.sweep import TRIAL_CPU
+    from orchestrator.launch.warm_start import warm_start_run
+    from orchestrator.models.tiny import resolved_recipe
+
+    base = trial_base(make_cfg(["sweep=seeds", "sweep.max_concurrent_trials=1"]))
+    typed = check(trial_config(base, 1, {}, str(tmp_path)), check_environment=False)
+    recipe = resolved_recipe(typed.model.tiny, typed)
+    _, in_sweep = warm_start_run(typed, recipe, tmp_path / "run", 2.0, sweep_trials=1)
+    assert in_sweep.cpus_per_worker * typed.trainer.num_workers + TRIAL_CPU <= 2.0
+    _, alone = warm_start_run(typed, recipe, tmp_path / "run", 2.0)
+    assert alone.cpus_per_worker == 2.0  # a run on its own takes the machine
+
+
 def test_trial_ids_are_stable_and_distinct(tmp_path):
     assert stable_run_id(str(tmp_path), "seed1") == stable_run_id(str(tmp_path), "seed1")
     assert stable_run_id(str(tmp_path), "seed1") != stable_run_id(str(tmp_path), "seed2")

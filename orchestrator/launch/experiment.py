@@ -77,7 +77,7 @@ def run(cfg: DictConfig, run_id: str | None = None, report_to_tune: bool = False
         task = build_task(typed.task)
         cpus = cluster_cpus()
         t0 = time.perf_counter()
-        model_path = starting_weights(typed, task, channel, cpus)
+        model_path = starting_weights(typed, task, channel, cpus, sweep_trials)
         timings["warm_start_s"] = time.perf_counter() - t0
         router = build_router(task.tools(), PoolOptions(**vars(typed.task.tools))) if task.tools() else None
         if resume_from:

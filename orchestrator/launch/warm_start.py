@@ -26,8 +26,13 @@ from orchestrator.task import Task
 log = logging.getLogger("toolrl")
 
 
-def starting_weights(cfg: Any, task: Task, console: Any, cpus: float) -> str:
-    """What ``from_pretrained`` loads in the workers: a hub name or a local folder."""
+def starting_weights(cfg: Any, task: Task, console: Any, cpus: float, sweep_trials: int = 0) -> str:
+    """What ``from_pretrained`` loads in the workers: a hub name or a local folder.
+
+    ``sweep_trials``: the trials sharing the cluster when this run is one of a sweep's. A trial
+    that builds its own warm start (the seed picks it) must ask for the trial's share of the
+    CPUs, as its RL run does; asking for the whole cluster waits forever on the CPUs the
+    trials' coordinators hold."""
     if cfg.model.source == "hub":
         return str(cfg.model.pretrained)
     recipe = resolved_recipe(cfg.model.tiny, cfg)
@@ -43,7 +48,7 @@ def starting_weights(cfg: Any, task: Task, console: Any, cpus: float) -> str:
         return str(target)
     log.info("tiny model: warm start (SFT, %d steps on %d worker(s)) -> %s", recipe.sft_steps,
              cfg.trainer.num_workers, target)
-    return str(_cached(target, lambda folder: _warm_start(cfg, recipe, task, console, cpus, folder)))
+    return str(_cached(target, lambda folder: _warm_start(cfg, recipe, task, console, cpus, sweep_trials, folder)))
 
 
 def _cached(target: Path, build: Any) -> Path:
@@ -78,7 +83,14 @@ def warm_start_config(cfg: Any, recipe: Any, output_dir: Path) -> Any:
                                seed=recipe.seed, sweep=None)
 
 
-def _warm_start(cfg: Any, recipe: Any, task: Task, console: Any, cpus: float, folder: Path) -> None:
+def warm_start_run(cfg: Any, recipe: Any, run_dir: Path, cpus: float, sweep_trials: int = 0) -> tuple[Any, Any]:
+    """The warm start's config and derived numbers (workers' CPUs: the same share as the run's)."""
+    warm_cfg = warm_start_config(cfg, recipe, run_dir)
+    return warm_cfg, derive(warm_cfg, cpus, sweep_trials)
+
+
+def _warm_start(cfg: Any, recipe: Any, task: Task, console: Any, cpus: float, sweep_trials: int,
+                folder: Path) -> None:
     from orchestrator.launch.ray_cluster import storage_path
     from orchestrator.launch.train_run import fit
     from orchestrator.worker.loop import WorkerPayload, train_worker
@@ -87,8 +99,7 @@ def _warm_start(cfg: Any, recipe: Any, task: Task, console: Any, cpus: float, fo
     untrained = folder / "untrained"
     build_untrained(recipe, task, cfg.cache_dir).save(untrained)
     run_dir = folder / "run"
-    warm_cfg = warm_start_config(cfg, recipe, run_dir)
-    derived = derive(warm_cfg, cpus)
+    warm_cfg, derived = warm_start_run(cfg, recipe, run_dir, cpus, sweep_trials)
     payload = WorkerPayload(cfg=warm_cfg, derived=derived, model_path=str(untrained), router=None, run_id="warmstart",
                             run_name="warm-start", resume_from=None, console=console, warm_start=True)
     result = fit(train_worker, payload, warm_cfg.trainer, derived, storage_path(str(run_dir)), "warm-start")
