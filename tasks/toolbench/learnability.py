@@ -45,6 +45,9 @@ class ProbeConfig:
     eval_cases: int = 60
     seed: int = 0
     query_style: str = "function"
+    rename_rate: float = 0.5
+    max_offered: int = 2
+    threads: int = 0  # torch threads (0: torch's default)
 
 
 def _batches(examples: list[tuple[list[int], list[bool]]], batch_tokens: int, rng: random.Random):
@@ -70,7 +73,10 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
-    spec = SyntheticSpec(seed=cfg.seed, query_style=cfg.query_style)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    spec = SyntheticSpec(seed=cfg.seed, query_style=cfg.query_style, rename_rate=cfg.rename_rate,
+                         max_offered=cfg.max_offered)
     train = load_trajectories("synthetic", "train", n=cfg.n_train, synthetic=spec)
     held = load_trajectories("synthetic", "heldout", n=cfg.n_heldout, synthetic=spec)
     demos = to_demonstrations(train)
@@ -152,7 +158,7 @@ def _evaluate(model, tok, cases, max_new_tokens: int, batch_size: int = 16):
                 text = tok.decode(row, skip_special_tokens=False)
                 text = text.split(tok.eos_token)[0] + tok.eos_token if tok.eos_token in text else text.replace(tok.pad_token, "")
                 scores.append(score_step(text, case.reference, case.functions))
-                if not scores[-1].action_right and sum(not s.action_right for s in scores) <= 2:
+                if not scores[-1].action_right and sum(not s.action_right for s in scores) <= 6:
                     log.info("wrong step: wanted %s, wrote %r", case.reference.action, text[:160])
     return scores
 
