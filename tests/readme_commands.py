@@ -22,7 +22,7 @@ TOOLBENCH_SHORT = ("num_train=400", "num_heldout=20", "eval_cases=8")
 # What a run's console must not show (issue: a first run buried its progress under these).
 NOISE = ("Failed to query Ray Train Controller", "TrainingReport(", "FutureWarning", "DeprecationWarning",
          "{'loss':", "{'train_runtime'", "Reporting training result", "(RayTrainWorker", "(TrainController",
-         "(PlacementGroupCleaner", "Writing model shards", "Loading weights")
+         "(PlacementGroupCleaner", "Writing model shards", "Loading weights", "(raylet)")
 
 
 def documented_commands() -> list[str]:

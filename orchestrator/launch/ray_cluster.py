@@ -35,7 +35,34 @@ def init_ray(ray_cfg: Any, forward_worker_output: bool = False) -> bool:
         # "local": a new embedded cluster, never one that happens to run on this machine already
         # (ray.init() alone joins it, or hangs on a dead one's leftover address file).
         ray.init(address="local", num_cpus=ray_cfg.num_cpus, **kwargs)
+    route_raylet_messages_to_log()
     return True
+
+
+def route_raylet_messages_to_log() -> None:
+    """Send the raylet's messages to the log file instead of stdout.
+
+    Ray prints them on the driver's stdout whatever ``log_to_driver`` says ("N PYTHON worker
+    processes have been started ...", every time a sweep starts a few trials at once on a small
+    machine). The run's console is for the run; these go to the ``raylet`` logger, which
+    the run's log file holds. Ray looks its printer up by name for every message, so replacing
+    it here reaches the listener that ``ray.init`` already started; other output is untouched."""
+    import ray._private.worker as ray_worker
+
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "routes_raylet", False):
+        return
+    raylet_log = logging.getLogger("raylet")
+
+    def print_or_log(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            for line in data.get("lines", []):
+                raylet_log.warning("%s", line)
+            return
+        printer(data, ignore_prefix)
+
+    print_or_log.routes_raylet = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = print_or_log
 
 
 def cluster_cpus() -> float:
