@@ -215,3 +215,34 @@ def test_a_demonstration_cut_before_its_model_span_is_an_error():
     assert to_episode(tok, demo, max_length=200).num_model_tokens > 0
     with pytest.raises(ValueError, match="no trained token"):
         to_episodes(tok, [demo], max_length=20)
+
+
+# ---------------------------------------------------------------- demonstrations grouped by length
+
+
+def grouped_sources(world_size: int, group_by_length: bool, n: int = 230, per_step: int = 4):
+    from orchestrator.worker.sources import DemonstrationSource
+
+    tok = byte_tokenizer()
+    lengths = [5 + (i * 37) % 90 for i in range(n)]
+    demos = [[("prompt", f"Q{i}:" + "x" * k), ("model", "Result=1<submit>")] for i, k in enumerate(lengths)]
+    return [DemonstrationSource(demos, tok, 400, seed=3, rank=r, world_size=world_size,
+                                per_worker=per_step // world_size, group_by_length=group_by_length)
+            for r in range(world_size)]
+
+
+def test_group_by_length_steps_hold_similar_lengths_and_keep_the_epoch_and_the_workers_split():
+    import statistics
+
+    def step_sets(world_size: int, grouped: bool, steps: int) -> list[set[tuple[int, ...]]]:
+        sources = grouped_sources(world_size, grouped)
+        return [{tuple(ep.ids) for s in sources for ep in s.batch(None, k)} for k in range(steps)]
+
+    steps_per_epoch = 230 // 4  # 57 full steps; the 2 left over start the next epoch's first step
+    plain, grouped = step_sets(1, False, steps_per_epoch), step_sets(1, True, steps_per_epoch)
+    assert sorted(grouped_sources(1, True)[0]._order(0)) == list(range(230))  # every demonstration once an epoch
+    spread = {name: statistics.mean(max(len(i) for i in s) - min(len(i) for i in s) for s in sets)
+              for name, sets in (("plain", plain), ("grouped", grouped))}
+    assert spread["grouped"] < spread["plain"] / 5, spread  # a step pads far less
+    assert grouped != sorted(grouped, key=lambda s: -max(len(i) for i in s))  # steps not in length order
+    assert step_sets(2, True, steps_per_epoch) == grouped  # 2 workers draw the 1-worker steps between them

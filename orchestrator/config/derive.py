@@ -34,6 +34,8 @@ class Derived:
     threads_per_worker: int
     # The resolved config as plain data (W&B's run config).
     resolved: dict[str, Any]
+    # An SFT run's steps hold demonstrations of similar lengths (trainer.group_by_length).
+    group_by_length: bool = False
 
 
 def episodes_per_prompt(algo_cfg: Any) -> int:
@@ -122,4 +124,5 @@ def derive(cfg: Any, cluster_cpus: float, sweep_trials: int = 0, resolved: dict[
         cpus_per_worker=cpus,
         threads_per_worker=int(threads),
         resolved=resolved or {},
+        group_by_length=tr.group_by_length,
     )

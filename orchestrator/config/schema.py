@@ -52,6 +52,9 @@ class TrainerConfig:
     parallel: str = value(choices=("ddp", "fsdp"), default="ddp")
     # Hydra `_target_` dicts of worker-loop callbacks (orchestrator.worker.callbacks).
     callbacks: List[Dict[str, Any]] = value(default=[])
+    # Runs that learn from demonstrations (SFT): each step's of similar lengths (Hugging Face's
+    # group_by_length), so a batch pads less; rollouts are unaffected.
+    group_by_length: bool = value(default=False)
 
 
 # ---------------------------------------------------------------- logger

@@ -84,7 +84,7 @@ def train_worker(config: dict[str, Any]) -> None:
     if algo.learns_from == "demonstrations":
         demos = task.demonstrations(derived.num_demos, _demo_rng(derived.seed))
         source: Any = DemonstrationSource(demos, tokenizer, derived.max_length, derived.seed, ctx.rank, ctx.world_size,
-                                          derived.episodes_per_worker)
+                                          derived.episodes_per_worker, group_by_length=derived.group_by_length)
     else:
         source = RolloutSource(env, task, derived.seed, ctx.rank, derived.prompts_per_worker, algo.samples_per_prompt,
                                tr.temperature, few_shot, start_step=step)

@@ -45,24 +45,47 @@ class RolloutSource:
                                 [problem_meta(p) for p in problems], self.params, self.generator)
 
 
+# Steps of one length group (Hugging Face's LengthGroupedSampler sorts 50 batches at a time).
+STEPS_PER_LENGTH_GROUP = 50
+
+
 class DemonstrationSource:
     """The task's demonstrations, tokenized once, in a new seeded order every epoch.
 
     Each worker takes every ``world_size``-th demonstration of the epoch's order, so the
-    workers of a step see disjoint demonstrations and together the same as one worker would."""
+    workers of a step see disjoint demonstrations and together the same as one worker would.
+    ``group_by_length``: the shuffled order is cut into groups of STEPS_PER_LENGTH_GROUP steps,
+    each group sorted by length and its steps shuffled again, so a step's demonstrations are of
+    similar lengths (a batch pads to its longest) while the epoch's order stays random."""
 
     def __init__(self, demos: list[Any], tokenizer: Any, max_length: int, seed: int, rank: int, world_size: int,
-                 per_worker: int) -> None:
+                 per_worker: int, group_by_length: bool = False) -> None:
         self.episodes = to_episodes(tokenizer, demos, max_length)
         self.seed, self.rank, self.world_size, self.per_worker = seed, rank, world_size, per_worker
+        self.group_by_length = group_by_length
         self._orders: dict[int, list[int]] = {}
 
     def _order(self, epoch: int) -> list[int]:
         if epoch not in self._orders:
             order = list(range(len(self.episodes)))
-            random.Random(derived_seed(self.seed, "demonstration_order", epoch)).shuffle(order)
+            rng = random.Random(derived_seed(self.seed, "demonstration_order", epoch))
+            rng.shuffle(order)
+            if self.group_by_length:
+                order = self._grouped(order, rng)
             self._orders = {epoch: order}  # steps only move forward: one epoch's order at a time
         return self._orders[epoch]
+
+    def _grouped(self, order: list[int], rng: random.Random) -> list[int]:
+        step = self.per_worker * self.world_size
+        span = step * STEPS_PER_LENGTH_GROUP
+        grouped = []
+        for start in range(0, len(order), span):
+            group = sorted(order[start:start + span], key=lambda i: len(self.episodes[i]), reverse=True)
+            full = len(group) - len(group) % step
+            steps = [group[k:k + step] for k in range(0, full, step)]
+            rng.shuffle(steps)
+            grouped += [i for s in steps for i in s] + group[full:]  # a partial step stays last
+        return grouped
 
     def batch(self, model: torch.nn.Module, step: int) -> list[Episode]:
         first = step * self.per_worker * self.world_size
