@@ -68,7 +68,11 @@ def fit(train_loop: Any, payload: Any, trainer_cfg: Any, derived: Any, storage: 
         scaling_config=scaling,
         run_config=run_config,
     )
-    with environment(one_machine_env()):  # Ray Train hands these to its controller when fit() starts it
+    from orchestrator.launch.placement_watch import watching
+
+    console = getattr(payload, "console", None)
+    # Ray Train hands these to its controller when fit() starts it
+    with environment(one_machine_env()), watching(console.line if console is not None else None):
         return trainer.fit()
 
 
