@@ -48,6 +48,10 @@ class ProbeConfig:
     rename_rate: float = 0.5
     max_offered: int = 2
     threads: int = 0  # torch threads (0: torch's default)
+    # Weight of the loss on tokens the model does not write (system, query, observations), as
+    # OpenAI's fine-tuning API's prompt_loss_weight: a model built from scratch has never learnt
+    # to copy, and the prompt repeats each name (function list, then query).
+    prompt_loss_weight: float = 0.0
 
 
 def _batches(examples: list[tuple[list[int], list[bool]]], batch_tokens: int, rng: random.Random):
@@ -112,19 +116,24 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
         idx = next(batches)
         width = max(len(examples[i][0]) for i in idx)
         ids = torch.full((len(idx), width), tok.pad_token_id)
-        labels = torch.full((len(idx), width), -100)
+        weights = torch.zeros((len(idx), width))
+        trained = torch.zeros((len(idx), width), dtype=torch.bool)
         attn = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
             seq, mask = examples[i]
             ids[row, : len(seq)] = torch.tensor(seq)
             attn[row, : len(seq)] = 1
-            labels[row, : len(seq)] = torch.where(torch.tensor(mask), torch.tensor(seq), torch.tensor(-100))
+            trained[row, : len(seq)] = torch.tensor(mask)
+            weights[row, : len(seq)] = torch.where(trained[row, : len(seq)], 1.0, cfg.prompt_loss_weight)
         frac = min(1.0, (time.perf_counter() - start - paused) / budget)
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) * (0.1 + 0.45 * (1 + math.cos(math.pi * frac)))
         for group in opt.param_groups:
             group["lr"] = lr
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
+        per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="none")
+        target_weights = weights[:, 1:].reshape(-1)
+        # normalised by the trained tokens, so weight 0 is the plain SFT loss
+        loss = (per_token * target_weights).sum() / trained[:, 1:].sum().clamp(min=1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
