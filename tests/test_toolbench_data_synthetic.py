@@ -78,6 +78,22 @@ def test_synthetic_split_is_by_tool(docs):
     assert held_names <= held_functions
 
 
+def test_fused_renames_join_two_name_words(docs):
+    """fuse_rate > 0: some renamed words are two name words run together (real names do this:
+    ``tweetfeed``); 0 keeps the data as it was."""
+    from tasks.toolbench.synthetic import name_words
+
+    words = set(name_words(docs))
+    plain = {f["name"] for a in generate(docs, "train", 300, SyntheticSpec()) for f in a.functions}
+    fused = {f["name"] for a in generate(docs, "train", 300, SyntheticSpec(fuse_rate=0.5)) for f in a.functions}
+    pieces = lambda names: {w for n in names for w in n.split("_")}  # noqa: E731
+    compounds = {w for w in pieces(fused) - words
+                 if any(w[:i] in words and w[i:] in words for i in range(2, len(w) - 1))}
+    assert len(compounds) > 50
+    assert generate(docs, "train", 50, SyntheticSpec(fuse_rate=0.0)) == generate(docs, "train", 50, SyntheticSpec())
+    assert plain != fused
+
+
 def test_synthetic_is_short_and_renders(docs):
     train = generate(docs, "train", 200, SyntheticSpec())
     demos = to_demonstrations(train)

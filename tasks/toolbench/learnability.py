@@ -46,12 +46,18 @@ class ProbeConfig:
     seed: int = 0
     query_style: str = "function"
     rename_rate: float = 0.5
+    fuse_rate: float = 0.0
     max_offered: int = 2
     threads: int = 0  # torch threads (0: torch's default)
     # Weight of the loss on tokens the model does not write (system, query, observations), as
     # OpenAI's fine-tuning API's prompt_loss_weight: a model built from scratch has never learnt
     # to copy, and the prompt repeats each name (function list, then query).
     prompt_loss_weight: float = 0.0
+    # Steps of a copying task before SFT (random token strings, each written twice, loss on the
+    # second): a pretrained model can copy a string it never saw (induction heads); a model built
+    # from scratch cannot, and a function name is such a string.
+    copy_steps: int = 0
+    copy_length: int = 48
 
 
 def _batches(examples: list[tuple[list[int], list[bool]]], batch_tokens: int, rng: random.Random):
@@ -80,6 +86,7 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     spec = SyntheticSpec(seed=cfg.seed, query_style=cfg.query_style, rename_rate=cfg.rename_rate,
+                         fuse_rate=cfg.fuse_rate,
                          max_offered=cfg.max_offered)
     train = load_trajectories("synthetic", "train", n=cfg.n_train, synthetic=spec)
     held = load_trajectories("synthetic", "heldout", n=cfg.n_heldout, synthetic=spec)
@@ -105,6 +112,8 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     paused = 0.0  # seconds spent on held-out checks, not counted as training
     next_eval = cfg.eval_every_s
     model.train()
+    if cfg.copy_steps:
+        _learn_to_copy(model, opt, tok, cfg)
     while time.perf_counter() - start - paused < budget:
         if cfg.eval_every_s and time.perf_counter() - start - paused >= next_eval:
             t0 = time.perf_counter()
@@ -148,6 +157,31 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     result = aggregate(scores, prefix="heldout/") | {"train/seconds": train_seconds, "train/steps": float(step),
                                                      "train/tokens": float(seen), "model/parameters": float(params)}
     return result
+
+
+def _learn_to_copy(model, opt, tok, cfg: ProbeConfig) -> None:
+    """Induction pretraining: rows of ``x x`` for random token strings ``x`` (ordinary tokens
+    only), cross-entropy on the second ``x``."""
+    import torch
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(cfg.seed)
+    special = set(tok.all_special_ids)
+    ordinary = torch.tensor([i for i in range(len(tok)) if i not in special])
+    rows = max(1, cfg.batch_tokens // (2 * cfg.copy_length))
+    for step in range(cfg.copy_steps):
+        x = ordinary[torch.randint(len(ordinary), (rows, cfg.copy_length), generator=generator)]
+        ids = torch.cat([x, x], dim=1)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+        logits = model(input_ids=ids).logits[:, cfg.copy_length - 1: -1]
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), x.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == cfg.copy_steps - 1:
+            log.info("copy step %d  loss %.4f", step, loss.item())
 
 
 def _evaluate(model, tok, cases, max_new_tokens: int, batch_size: int = 16):

@@ -78,6 +78,11 @@ class SyntheticSpec:
     # words (schemas kept): with real names only, a small model recalls the 2,200 training
     # names instead of copying them from the prompt, and cannot call a tool it never saw.
     rename_rate: float = 0.5
+    # Chance that each word of a renamed name is fused with another (``search`` + ``inventory``:
+    # ``searchinventory``), as real names fuse them (``tweetfeed``, ``searchinventory``): a fused
+    # word is cut into several tokens, and held-out names are full of such words. Without them a
+    # model learns to copy whole-word tokens only and drops the later pieces of a word.
+    fuse_rate: float = 0.0
     # A short thought before each call ("I need <api words>."); off, as in ToolBench's own
     # SFT data (122 of the sample's 124 thoughts empty), to spare a tiny model a second copy.
     thoughts: bool = False
@@ -188,9 +193,14 @@ def _query(calls: list[tuple[ApiRecord, dict[str, Any], str]], tool_name: str, s
     return f"{verb} " + ", then ".join(parts) + "."
 
 
-def _renamed(doc: ToolDocument, rng: random.Random, words: list[str]) -> ToolDocument:
-    tool_name = " ".join(rng.sample(words, rng.randint(1, 2))).title()
-    apis = tuple(dataclasses.replace(api, name=" ".join(rng.sample(words, rng.randint(1, 3))).title()) for api in doc.api_list)
+def _random_name(rng: random.Random, words: list[str], most: int, fuse_rate: float) -> str:
+    parts = rng.sample(words, rng.randint(1, most))
+    return " ".join(w + rng.choice(words) if fuse_rate and rng.random() < fuse_rate else w for w in parts).title()
+
+
+def _renamed(doc: ToolDocument, rng: random.Random, words: list[str], fuse_rate: float = 0.0) -> ToolDocument:
+    tool_name = _random_name(rng, words, 2, fuse_rate)
+    apis = tuple(dataclasses.replace(api, name=_random_name(rng, words, 3, fuse_rate)) for api in doc.api_list)
     return dataclasses.replace(doc, tool_name=tool_name, standard_name=standardize(tool_name), api_list=apis)
 
 
@@ -198,7 +208,7 @@ def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, 
                     words: list[str]) -> AnswerFile:
     """One trajectory over the APIs of ``doc`` (renamed at ``rename_rate`` in training)."""
     if split == "train" and rng.random() < spec.rename_rate:
-        doc = _renamed(doc, rng, words)
+        doc = _renamed(doc, rng, words, spec.fuse_rate)
     records = doc.records()
     callable_apis = [a for a in records if len(a.required_parameters) <= spec.max_required]
     offered = rng.sample(records, min(spec.max_offered, len(records)))
