@@ -19,8 +19,7 @@ import pytest
 from orchestrator.tools.pool import TOOL_NODE_RESOURCE, PoolOptions, place
 from tests.conftest import WARM_START, make_cfg
 
-SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "logger=none", "task.spec.num_eval=32",
-         *WARM_START]
+SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "logger=none", *WARM_START]
 
 
 def test_tool_actors_go_to_tool_nodes_unless_told_otherwise():
@@ -82,7 +81,7 @@ def test_ppo_on_two_nodes_with_tools_on_the_tool_node(cluster, tmp_path, model_c
     from tests.readme_commands import TWO_WORKERS, assert_quiet, run_here, shortened
 
     before = known_actors()
-    metrics, console = run_here([*shortened(TWO_WORKERS, tmp_path / "ppo", model_cache), "task.spec.num_eval=32"], capfd)
+    metrics, console = run_here(shortened(TWO_WORKERS, tmp_path / "ppo", model_cache), capfd)
     assert "eval/accuracy" in console
     assert_quiet(console)
     assert metrics["step"] == 2 and metrics["dist/world_size"] == 2
