@@ -79,9 +79,9 @@ class SyntheticSpec:
     # names instead of copying them from the prompt, and cannot call a tool it never saw.
     rename_rate: float = 0.5
     # Chance that each word of a renamed name is fused with another (``search`` + ``inventory``:
-    # ``searchinventory``), as real names fuse them (``tweetfeed``, ``searchinventory``): a fused
-    # word is cut into several tokens, and held-out names are full of such words. Without them a
-    # model learns to copy whole-word tokens only and drops the later pieces of a word.
+    # ``searchinventory``), as real names fuse them (``tweetfeed``): a fused word is cut into
+    # several tokens, as held-out names' words often are. Off by default: at 0.3 the tiny model's
+    # held-out call steps were no better (docs/toolbench.md, the learnability probes).
     fuse_rate: float = 0.0
     # A short thought before each call ("I need <api words>."); off, as in ToolBench's own
     # SFT data (122 of the sample's 124 thoughts empty), to spare a tiny model a second copy.
