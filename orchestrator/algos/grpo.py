@@ -48,6 +48,8 @@ class GRPOConfig:
     loss_type: str = value(choices=("token", "sequence", "dr_grpo"))
     scale_rewards: str = value(choices=("group", "none"))
     max_grad_norm: float = value(ge=0)
+    # Weight of the mean token entropy in the loss, subtracted (> 0: a bonus; < 0: a penalty).
+    entropy_coef: float = value(ge=-1, le=1)
 
 
 def group_advantages(scores: torch.Tensor, group_size: int, scale: str, eps: float = 1e-4) -> torch.Tensor:
@@ -155,6 +157,9 @@ class GRPO(Algorithm):
                 if kl is not None:
                     per_token = per_token + cfg.beta * kl
                 loss = aggregate(per_token, mask, cfg.loss_type, self.setup.max_length)
+                entropy = masked_mean(entropy_of(logits), mask)
+                if cfg.entropy_coef:
+                    loss = loss - cfg.entropy_coef * entropy
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm > 0:
@@ -163,7 +168,7 @@ class GRPO(Algorithm):
                 with torch.no_grad():
                     clipped = ((ratio - 1).abs() > cfg.cliprange).float()
                     stats["clipfrac"].append(masked_mean(clipped, mask).item())
-                    stats["entropy"].append(masked_mean(entropy_of(logits.detach()), mask).item())
+                    stats["entropy"].append(float(entropy.detach()))
                     stats["policy"].append(float(aggregate(-surrogate, mask, cfg.loss_type, self.setup.max_length)))
                     stats["kl"].append(masked_mean(kl, mask).item() if kl is not None else 0.0)
                     stats["total"].append(float(loss.detach()))

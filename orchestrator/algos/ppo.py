@@ -51,6 +51,8 @@ class PPOConfig:
     vf_coef: float = value(ge=0)
     max_grad_norm: float = value(ge=0)
     whiten_advantages: bool = value()
+    # Weight of the mean token entropy in the loss, subtracted (> 0: a bonus; < 0: a penalty).
+    entropy_coef: float = value(ge=-1, le=1)
 
 
 # ---------------------------------------------------------------- KL controllers
@@ -253,14 +255,15 @@ class PPO(Algorithm):
                 out = ppo_loss(logprobs_of(logits, mb.input_ids), exp.old_logprobs[idx, cols], values[:, :-1].float(),
                                exp.old_values[idx, cols], exp.advantages[idx, cols], exp.returns[idx, cols],
                                mb.action_mask, cfg)
+                entropy = masked_mean(entropy_of(logits), mb.action_mask)
+                loss = out.loss - cfg.entropy_coef * entropy if cfg.entropy_coef else out.loss
                 self.optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                loss.backward()
                 if cfg.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(self.trained.parameters(), cfg.max_grad_norm)
                 self.optimizer.step()
-                with torch.no_grad():
-                    stats["entropy"].append(masked_mean(entropy_of(logits.detach()), mb.action_mask).item())
-                for key, v in (("policy", out.pg_loss), ("value", out.vf_loss), ("total", out.loss),
+                stats["entropy"].append(float(entropy.detach()))
+                for key, v in (("policy", out.pg_loss), ("value", out.vf_loss), ("total", loss),
                                ("clipfrac", out.clipfrac), ("approxkl", out.approxkl), ("vf_clipfrac", out.vf_clipfrac)):
                     stats[key].append(float(v.detach()))
 

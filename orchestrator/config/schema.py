@@ -55,6 +55,8 @@ class TrainerConfig:
     # Runs that learn from demonstrations (SFT): each step's of similar lengths (Hugging Face's
     # group_by_length), so a batch pads less; rollouts are unaffected.
     group_by_length: bool = value(default=False)
+    # Sampled episodes per held-out problem at the last evaluation (avg@k).
+    final_eval_samples: int = value(ge=1, default=1)
 
 
 # ---------------------------------------------------------------- logger

@@ -106,7 +106,8 @@ def train_worker(config: dict[str, Any]) -> None:
             timings["eval"] += time.perf_counter() - t0
             return metrics
         t0 = time.perf_counter()
-        result = evaluate(env, algo.policy, task, few_shot, derived.seed, at_step)
+        samples = tr.final_eval_samples if at_step == max_steps else 1
+        result = evaluate(env, algo.policy, task, few_shot, derived.seed, at_step, samples)
         timings["eval"] += time.perf_counter() - t0
         tracker.log_episodes(result.sampled, result.failures, at_step)
         return result.metrics
