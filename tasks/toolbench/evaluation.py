@@ -57,7 +57,7 @@ def evaluate(spec: Any, ctx: Any) -> dict[str, float]:
     metrics = run_evaluation(
         queries,
         policy_cfg={"kind": "hf", "path": ctx.model_path, "template": spec.template, "temperature": infer.temperature,
-                    "max_new_tokens": infer.max_new_tokens},
+                    "max_new_tokens": infer.max_new_tokens, "constrain_actions": infer.constrain_actions},
         search_cfg={"method": infer.method, "width": infer.width, "max_depth": infer.max_depth,
                     "depth_unit": infer.depth_unit, "max_query_count": infer.max_query_count, "pass_at": infer.pass_at},
         server_cfg={"query_files": [str(path)]} if path is not None else {},

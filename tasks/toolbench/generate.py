@@ -27,3 +27,28 @@ def greedy_steps(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens:
         for tokens in sampler.sample(ids, budgets):
             out.append(tokenizer.decode(tokens, skip_special_tokens=False))
     return out
+
+
+def constrained_steps(model: Any, tokenizer: Any, prompts: list[str], functions: list[Any], max_new_tokens: int,
+                      batch_size: int = 16) -> list[str]:
+    """As :func:`greedy_steps`, with each step's Action line limited to its offered functions
+    (``functions[i]``, OpenAI-style schemas; tasks/toolbench/constrain.py)."""
+    from tasks.toolbench.constrain import ActionNameConstraint, function_names
+    from tasks.toolbench.inference.sampling import SamplingConfig, cut_at_stop, generate_rows
+
+    model.eval()
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+    out: list[str] = []
+    for at in range(0, len(prompts), batch_size):
+        ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[at : at + batch_size]]
+        if limit:
+            ids = [seq[-(limit - max_new_tokens):] for seq in ids]
+        constraints = [ActionNameConstraint(tokenizer, function_names(f)) if function_names(f) else None
+                       for f in functions[at : at + batch_size]]
+        rows = generate_rows(model, tokenizer, ids, [0] * len(ids), cfg, (), constraints)
+        eos = tokenizer.eos_token
+        for new in rows:
+            text = tokenizer.decode(new, skip_special_tokens=False)
+            out.append(cut_at_stop(text, (eos,)) + eos if eos and eos in text else text)
+    return out

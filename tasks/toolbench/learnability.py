@@ -58,6 +58,9 @@ class ProbeConfig:
     # from scratch cannot, and a function name is such a string.
     copy_steps: int = 0
     copy_length: int = 48
+    # Also write the held-out steps with the Action line limited to the offered functions
+    # (tasks/toolbench/constrain.py) and score them as heldout_constrained/...
+    constrain_actions: bool = False
 
 
 def _batches(examples: list[tuple[list[int], list[bool]]], batch_tokens: int, rng: random.Random):
@@ -156,6 +159,14 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     scores = _evaluate(model, tok, cases, cfg.max_new_tokens)
     result = aggregate(scores, prefix="heldout/") | {"train/seconds": train_seconds, "train/steps": float(step),
                                                      "train/tokens": float(seen), "model/parameters": float(params)}
+    if cfg.constrain_actions:
+        from tasks.toolbench.generate import constrained_steps
+
+        texts = constrained_steps(model, tok, [c.prompt for c in cases], [c.functions for c in cases], cfg.max_new_tokens)
+        for case, text in list(zip(cases, texts))[:3]:
+            log.info("constrained step: wanted %s, wrote %r", case.reference.action, text[:160])
+        result |= aggregate([score_step(t, c.reference, c.functions) for t, c in zip(texts, cases)],
+                            prefix="heldout_constrained/")
     return result
 
 
@@ -209,7 +220,11 @@ def _evaluate(model, tok, cases, max_new_tokens: int, batch_size: int = 16):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, value in asdict(ProbeConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     result = run(ProbeConfig(**vars(args)))

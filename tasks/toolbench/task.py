@@ -43,6 +43,8 @@ class ToolBenchSpec:
     data_seed: int = value(ge=0)
     eval_cases: int = value(ge=0)
     eval_max_new_tokens: int = value(ge=1)
+    # The same steps again with the Action line limited to the offered functions (eval/constrained/...).
+    eval_constrained: bool = value()
     vocab_size: int = value(ge=512)
     queries: str = value()
     num_queries: Optional[int] = value(ge=1)
@@ -71,6 +73,8 @@ class InferSpec:
     judge_replay: Optional[str] = value()
     judge_metric: str = value(choices=("sopr", "pass_rate"))
     judge_runs: int = value(ge=1)
+    # The Action line names one of the offered functions (tasks/toolbench/constrain.py).
+    constrain_actions: bool = value(default=False)
 
 
 NO_ROLLOUTS = ("task=toolbench trains by SFT on ToolBench's trajectories (algo=sft) and evaluates with its own "
@@ -158,8 +162,16 @@ class ToolBenchTask(Task):
         if not self.spec.eval_cases:
             return {}
         cases = self.heldout_cases[: self.spec.eval_cases]
-        texts = greedy_steps(model, tokenizer, [c.prompt for c in cases], self.spec.eval_max_new_tokens)
-        return aggregate([score_step(text, c.reference, c.functions) for text, c in zip(texts, cases)], prefix="eval/")
+        prompts = [c.prompt for c in cases]
+        texts = greedy_steps(model, tokenizer, prompts, self.spec.eval_max_new_tokens)
+        metrics = aggregate([score_step(text, c.reference, c.functions) for text, c in zip(texts, cases)], prefix="eval/")
+        if self.spec.eval_constrained and self.spec.template == "toolllama":
+            from tasks.toolbench.generate import constrained_steps
+
+            texts = constrained_steps(model, tokenizer, prompts, [c.functions for c in cases], self.spec.eval_max_new_tokens)
+            metrics |= aggregate([score_step(t, c.reference, c.functions) for t, c in zip(texts, cases)],
+                                 prefix="eval/constrained/")
+        return metrics
 
     @cached_property
     def heldout_cases(self) -> list[Any]:
@@ -181,7 +193,7 @@ class ToolBenchTask(Task):
                                 cache_dir=Path(cache_dir).expanduser() / "toolbench" / "tokenizers")
 
     def fingerprint(self) -> dict[str, Any]:
-        skip = {"queries", "num_queries", "eval_cases", "eval_max_new_tokens"}
+        skip = {"queries", "num_queries", "eval_cases", "eval_max_new_tokens", "eval_constrained"}
         return {k: v for k, v in super().fingerprint().items() if k not in skip} | {"data_version": 1}
 
     # ------------------------------------------------------------ mode=eval

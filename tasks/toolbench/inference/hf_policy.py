@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tasks.toolbench.constrain import ActionNameConstraint, function_names
 from tasks.toolbench.conversation import Step
 from tasks.toolbench.inference.policy import call_seed, to_conversation
 from tasks.toolbench.inference.sampling import SamplingConfig, cut_at_stop, generate_rows
@@ -41,6 +42,8 @@ class HFPolicyConfig:
     device: str = "auto"
     # "auto": bfloat16 on cuda, float32 on cpu.
     dtype: str = "auto"
+    # The Action line can only name an offered function (constrain.py); toolllama template only.
+    constrain_actions: bool = False
 
 
 def resolve_model_path(path: str | Path) -> Path:
@@ -67,6 +70,8 @@ class HFPolicy:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
         self.template = make_template(self.cfg.template, tokenizer=self.tokenizer)
         self.stop = tuple(s for s in (self.template.stop, *self.cfg.stop) if s)
+        if self.cfg.constrain_actions and self.cfg.template != "toolllama":
+            raise ValueError(f"policy.constrain_actions works with template=toolllama, not {self.cfg.template!r}")
         self.sampling = SamplingConfig(self.cfg.max_new_tokens, self.cfg.temperature, self.cfg.top_p)
         config = self.model.config
         self.context = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 4096
@@ -87,7 +92,9 @@ class HFPolicy:
             ids = self.tokenizer(self.template.prompt(to_conversation(call)), add_special_tokens=False)["input_ids"]
             prompts.append(ids[-room:])  # ToolBench keeps the end of an over-long prompt
         seeds = [call_seed(self.cfg.seed, c) for c in calls]
-        rows = generate_rows(self.model, self.tokenizer, prompts, seeds, self.sampling, self.stop)
+        constraints = [ActionNameConstraint(self.tokenizer, function_names(c.functions)) if self.cfg.constrain_actions
+                       and function_names(c.functions) else None for c in calls]
+        rows = generate_rows(self.model, self.tokenizer, prompts, seeds, self.sampling, self.stop, constraints)
         cut = (*self.stop, self.tokenizer.eos_token) if self.tokenizer.eos_token else self.stop
         return [LLMReply(text=cut_at_stop(self.tokenizer.decode(new, skip_special_tokens=False), cut),
                          prompt_tokens=len(ids), completion_tokens=len(new))

@@ -11,7 +11,7 @@ stop string, or ``max_new_tokens``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import torch
 
@@ -22,6 +22,11 @@ class SamplingConfig:
     # 0 decodes greedily; otherwise softmax(logits / temperature), cut to top_p.
     temperature: float = 0.0
     top_p: float = 1.0
+
+
+class TokenConstraint(Protocol):
+    def allowed(self, written: str) -> list[int] | None:
+        """Token ids the row may write next given its text so far; None: any."""
 
 
 def pick_token(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> int:
@@ -38,8 +43,10 @@ def pick_token(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Gener
 
 @torch.no_grad()
 def generate_rows(model: Any, tokenizer: Any, prompts: list[list[int]], seeds: list[int], cfg: SamplingConfig,
-                  stop_strings: tuple[str, ...] = ()) -> list[list[int]]:
-    """New token ids for each prompt (the stop token or string included; the caller cuts)."""
+                  stop_strings: tuple[str, ...] = (),
+                  constraints: Sequence[TokenConstraint | None] | None = None) -> list[list[int]]:
+    """New token ids for each prompt (the stop token or string included; the caller cuts).
+    ``constraints[i]``, where given, limits row i's tokens (constrain.ActionNameConstraint)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stop_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
@@ -65,7 +72,13 @@ def generate_rows(model: Any, tokenizer: Any, prompts: list[list[int]], seeds: l
             if done[i]:
                 step.append(pad)
                 continue
-            token = pick_token(rows[i], cfg, generators[i])
+            row = rows[i]
+            allowed = constraints[i].allowed(tokenizer.decode(new[i], skip_special_tokens=False)) \
+                if constraints and constraints[i] is not None else None
+            if allowed:
+                row = torch.full_like(row, float("-inf"))
+                row[allowed] = rows[i][allowed]
+            token = pick_token(row, cfg, generators[i])
             new[i].append(token)
             step.append(token)
             if token in stop_ids or (window and _ends_with_stop(tokenizer, new[i][-window:], stop_strings)):
