@@ -8,8 +8,10 @@ which function, by its own likelihood, but cannot write one that does not exist.
 the arguments stay free.
 
 The constraint works on text, not token ids, so it holds for any tokenizer: a token is allowed
-while the name written so far plus the token's text is still a prefix of ``<name>\\n`` for some
-offered name (or runs past that newline, for tokens that join the name's end to what follows).
+while the text written since ``Action: `` plus the token's text is still a prefix of
+``<name>\\nAction Input: `` for some offered name (or runs past it, for tokens that join the tag
+to what follows). The tag is part of the target because a model pulled off the name it wanted
+tends to go on with that name's rest (``Finish`` then ``_for_1``) or a second newline.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 from functools import lru_cache
 from typing import Any, Iterable
 
-from tasks.toolbench.toolllama import ACTION
+from tasks.toolbench.toolllama import ACTION, ACTION_INPUT
 
 MARK = "\n" + ACTION
 
@@ -32,7 +34,9 @@ def _pieces(tokenizer: Any) -> tuple[dict[str, list[int]], dict[int, str]]:
     """
     anchor = tokenizer("a", add_special_tokens=False)["input_ids"][-1:]
     base = tokenizer.decode(anchor)
-    special = set(tokenizer.all_special_ids)
+    # Only the markers of a text's ends are left out: added tokens such as ToolBench's tags
+    # ("\nAction Input: ", tasks/toolbench/tokenizer.py) are how the model writes them.
+    special = {getattr(tokenizer, f"{k}_token_id", None) for k in ("bos", "eos", "pad", "unk")} - {None}
     by_first: dict[str, list[int]] = defaultdict(list)
     text: dict[int, str] = {}
     for i in range(len(tokenizer)):
@@ -52,7 +56,7 @@ class ActionNameConstraint:
     ``Action:`` line names one of ``names``."""
 
     def __init__(self, tokenizer: Any, names: Iterable[str]) -> None:
-        self.targets = sorted({n + "\n" for n in names if n and "\n" not in n})
+        self.targets = sorted({n + "\n" + ACTION_INPUT for n in names if n and "\n" not in n})
         if not self.targets:
             raise ValueError("no function names to constrain the action to")
         self.by_first, self.text = _pieces(tokenizer)
@@ -63,11 +67,9 @@ class ActionNameConstraint:
         if at < 0:
             return None
         name = written[at + len(MARK):]
-        if "\n" in name:
-            return None  # the name is written; the arguments are free
-        open_targets = [t for t in self.targets if t.startswith(name)]
+        open_targets = [t for t in self.targets if t.startswith(name) and t != name]
         if not open_targets:
-            return None  # cannot happen when every token so far was allowed
+            return None  # the name and its tag are written: the arguments are free
         ids: list[int] = []
         for first in {t[len(name)] for t in open_targets}:
             for i in self.by_first.get(first, ()):
