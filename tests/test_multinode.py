@@ -19,7 +19,9 @@ import pytest
 from orchestrator.tools.pool import TOOL_NODE_RESOURCE, PoolOptions, place
 from tests.conftest import WARM_START, make_cfg
 
-SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "logger=none", *WARM_START]
+# One sample a held-out problem at the end too (the calculator's default is 16: ~15 s a run here).
+SMALL = ["trainer.batch_size=16", "algo.minibatch_size=8", "trainer.eval_every=0", "trainer.final_eval_samples=1",
+         "logger=none", *WARM_START]
 
 
 def test_tool_actors_go_to_tool_nodes_unless_told_otherwise():

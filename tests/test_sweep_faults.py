@@ -89,7 +89,8 @@ def test_killed_driver_resumes_the_sweep(tmp_path, model_cache):
     env.pop("RAY_ADDRESS", None)
     command = [sys.executable, "-m", "orchestrator", "task=calculator", "sweep=seeds", "sweep.num_seeds=2",
                "sweep.max_concurrent_trials=1", f"trainer.max_steps={STEPS}", "trainer.checkpoint_every=1",
-               "trainer.eval_every=0", "trainer.batch_size=16", *WARM_START, "ray.num_cpus=2",
+               "trainer.eval_every=0", "trainer.final_eval_samples=1", "trainer.batch_size=16", *WARM_START,
+               "ray.num_cpus=2",
                "logger=wandb", "sweep.max_failures=1", "trainer.max_failures=0", kill_override(0, 3, seed=0),
                f"cache_dir={model_cache}"]
     exp = tmp_path / "exp"

@@ -49,7 +49,7 @@ def test_killed_worker_resumes_exactly_where_it_stopped(tmp_path, model_cache):
     gs:// on a cluster): nothing under its output_dir/ray, and trainer.resume takes the URI of its
     last checkpoint to continue its steps and its run."""
     common = [f"cache_dir={model_cache}", *WARM_START, "trainer.checkpoint_every=2", "trainer.eval_every=0",
-              "trainer.batch_size=16"]
+              "trainer.final_eval_samples=1", "trainer.batch_size=16"]
     store = f"file://{tmp_path}/store"
     reference = str(tmp_path / "exp" / "reference")
     uninterrupted = run(make_cfg([*common, "trainer.max_steps=6", f"output_dir={reference}", "logger=none",

@@ -158,6 +158,7 @@ def step_line(step: int, max_steps: int, metrics: dict[str, float]) -> str:
         ("eval/loss", "eval loss", "{:.3f}"),
         ("eval/action_right", "action", "{:.2f}"),
         ("eval/arguments_json", "json", "{:.2f}"),
+        ("eval/constrained/action_right", "action (constrained)", "{:.2f}"),
         ("tools/used_frac", "tool", "{:.2f}"),
         ("objective/kl", "kl", "{:.3f}"),
         ("ppo/loss/policy", "pg", "{:+.3f}"),
