@@ -21,7 +21,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
 
     table = Table(title="toolrl run", show_header=False)
     for key in ("eval/accuracy", "eval/accuracy_greedy", "eval/loss", "eval/action_right", "eval/arguments_json",
-                "eval/constrained/action_right", "eval/constrained/arguments_json", "eval/finish_right", "eval/solved", "toolbench/sopr/overall/value", "env/reward_mean", "sft/loss",
+                "eval/constrained/action_right", "eval/constrained/arguments_json", "eval/finish_right", "eval/solved",
+                "toolbench/sopr/overall/value", "env/reward_mean", "sft/loss",
                 "objective/kl", "step", "time/ray_start_s", "time/warm_start_s", "time/train_s", "time/eval_run_s",
                 "output_dir", "checkpoint", "run_id"):
         if key in metrics:

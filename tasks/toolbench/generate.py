@@ -42,8 +42,8 @@ def constrained_steps(model: Any, tokenizer: Any, prompts: list[str], functions:
     out: list[str] = []
     for at in range(0, len(prompts), batch_size):
         ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts[at : at + batch_size]]
-        if limit:
-            ids = [seq[-(limit - max_new_tokens):] for seq in ids]
+        if limit:  # the end of an over-long prompt, as the inference policy (and ToolBench) keeps it
+            ids = [seq[-max(1, limit - max_new_tokens):] for seq in ids]
         constraints = [ActionNameConstraint(tokenizer, function_names(f)) if function_names(f) else None
                        for f in functions[at : at + batch_size]]
         rows = generate_rows(model, tokenizer, ids, [0] * len(ids), cfg, (), constraints)
