@@ -111,6 +111,10 @@ class TinyRecipe:
     sft_warmup_steps: int = value(ge=0)
     # null: the run's seed.
     seed: Optional[int] = value(ge=0)
+    # Steps of copy pretraining before any SFT (orchestrator/models/copying.py); 0: none.
+    copy_steps: int = value(ge=0, default=0)
+    # Learning rate of the copy pretraining.
+    copy_lr: float = value(gt=0, default=1e-3)
 
 
 @dataclass

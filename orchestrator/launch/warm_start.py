@@ -41,7 +41,7 @@ def starting_weights(cfg: Any, task: Task, console: Any, cpus: float, sweep_tria
 
     if ALGORITHMS[cfg.algo.name].learns_from == "demonstrations":
         return str(_cached(cache / f"tiny-untrained-{recipe_key(recipe, task, trained=False)}",
-                           lambda folder: build_untrained(recipe, task, cfg.cache_dir).save(folder)))
+                           lambda folder: _build_base(recipe, task, cfg.cache_dir, console).save(folder)))
     target = cache / f"tiny-{task.name}-{recipe_key(recipe, task, trained=True)}"
     if (target / "recipe.json").exists():
         log.info("tiny model: warm start cached at %s", target)
@@ -49,6 +49,18 @@ def starting_weights(cfg: Any, task: Task, console: Any, cpus: float, sweep_tria
     log.info("tiny model: warm start (SFT, %d steps on %d worker(s)) -> %s", recipe.sft_steps,
              cfg.trainer.num_workers, target)
     return str(_cached(target, lambda folder: _warm_start(cfg, recipe, task, console, cpus, sweep_trials, folder)))
+
+
+def _build_base(recipe: Any, task: Task, cache_dir: str, console: Any) -> Any:
+    """The model SFT starts from, with a progress bar over its copy pretraining where it has one."""
+    if not recipe.copy_steps:
+        return build_untrained(recipe, task, cache_dir)
+    log.info("tiny model: copy pretraining, %d steps (orchestrator/models/copying.py)", recipe.copy_steps)
+    start = time.perf_counter()
+    bar = console.progress("copy pretraining", recipe.copy_steps) if console is not None else None
+    base = build_untrained(recipe, task, cache_dir, on_copy_step=bar.advance if bar is not None else None)
+    log.info("tiny model: copy pretraining done in %.0f s", time.perf_counter() - start)
+    return base
 
 
 def _cached(target: Path, build: Any) -> Path:
@@ -97,7 +109,7 @@ def _warm_start(cfg: Any, recipe: Any, task: Task, console: Any, cpus: float, sw
 
     start = time.perf_counter()
     untrained = folder / "untrained"
-    build_untrained(recipe, task, cfg.cache_dir).save(untrained)
+    _build_base(recipe, task, cfg.cache_dir, console).save(untrained)
     run_dir = folder / "run"
     warm_cfg, derived = warm_start_run(cfg, recipe, run_dir, cpus, sweep_trials)
     payload = WorkerPayload(cfg=warm_cfg, derived=derived, model_path=str(untrained), router=None, run_id="warmstart",

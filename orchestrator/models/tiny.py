@@ -15,7 +15,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -26,6 +26,9 @@ from orchestrator.task import Task
 ARCHITECTURES = ("llama", "gpt2")
 # Fields of the recipe that only the warm start reads (not the untrained model's).
 SFT_FIELDS = ("sft_demos", "sft_steps", "sft_batch_size", "sft_lr", "sft_warmup_steps")
+# Fields of the copy pretraining: left out of the cache key while it is off, so turning the
+# feature into the recipe did not invalidate models built before it.
+COPY_FIELDS = ("copy_steps", "copy_lr")
 
 
 def resolved_recipe(recipe: Any, cfg: Any) -> Any:
@@ -38,6 +41,8 @@ def recipe_key(recipe: Any, task: Task, trained: bool = True) -> str:
     import transformers
 
     fields = asdict(recipe)
+    if not fields.get("copy_steps"):
+        fields = {k: v for k, v in fields.items() if k not in COPY_FIELDS}
     if not trained:
         fields = {k: v for k, v in fields.items() if k not in SFT_FIELDS}
     blob = json.dumps({"recipe": fields, "task": task.fingerprint(),
@@ -97,9 +102,12 @@ class UntrainedTiny:
         (folder / "recipe.json").write_text(json.dumps({"recipe": asdict(self.recipe), "trained": False}, indent=1))
 
 
-def build_untrained(recipe: Any, task: Task, cache_dir: str = "~/.cache/toolrl") -> UntrainedTiny:
-    """The tiny model at its seeded initialisation: the task's tokenizer if it has one, else the
-    byte-level one with the task's tool names as single tokens."""
+def build_untrained(recipe: Any, task: Task, cache_dir: str = "~/.cache/toolrl",
+                    on_copy_step: Callable[[int, float], None] | None = None) -> UntrainedTiny:
+    """The tiny model before any SFT: its seeded initialisation, then ``recipe.copy_steps`` of
+    copy pretraining where set (orchestrator/models/copying.py; ``on_copy_step(step, loss)``
+    follows it). The tokenizer: the task's if it has one, else the byte-level one with the
+    task's tool names as single tokens."""
     from transformers import AutoModelForCausalLM
 
     tokenizer = task.tiny_tokenizer(cache_dir)
@@ -107,4 +115,9 @@ def build_untrained(recipe: Any, task: Task, cache_dir: str = "~/.cache/toolrl")
         tokenizer = build_byte_tokenizer(extra_tokens=[tool_tag(name) for name in task.tool_names()])
     torch.manual_seed(recipe.seed)
     model = AutoModelForCausalLM.from_config(tiny_config(recipe, tokenizer))
+    if getattr(recipe, "copy_steps", 0):
+        from orchestrator.models.copying import CopySpec, pretrain_copying
+
+        pretrain_copying(model, tokenizer, CopySpec(steps=recipe.copy_steps, lr=recipe.copy_lr, seed=recipe.seed),
+                         on_step=on_copy_step)
     return UntrainedTiny(model, tokenizer, recipe)

@@ -12,12 +12,16 @@ model can learn it, and gives the figures in docs/toolbench.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
 
+from orchestrator.models.copying import CopySpec, copy_batches, ordinary_ids, pretrain_copying
+from orchestrator.models.copying import copy_loss as copy_loss_of
 from tasks.toolbench.data import heldout_cases, load_trajectories, to_demonstrations
 from tasks.toolbench.equivalence import trained_token_masks
 from tasks.toolbench.metrics import aggregate, score_step
@@ -47,17 +51,25 @@ class ProbeConfig:
     query_style: str = "function"
     rename_rate: float = 0.5
     fuse_rate: float = 0.0
+    rename_style: str = "words"
     max_offered: int = 2
     threads: int = 0  # torch threads (0: torch's default)
     # Weight of the loss on tokens the model does not write (system, query, observations), as
     # OpenAI's fine-tuning API's prompt_loss_weight: a model built from scratch has never learnt
     # to copy, and the prompt repeats each name (function list, then query).
     prompt_loss_weight: float = 0.0
-    # Steps of a copying task before SFT (random token strings, each written twice, loss on the
-    # second): a pretrained model can copy a string it never saw (induction heads); a model built
-    # from scratch cannot, and a function name is such a string.
+    # Steps of copy pretraining before SFT (orchestrator/models/copying.py: random strings that
+    # come back at random distances): a pretrained model can copy a string it never saw
+    # (induction heads); a model built from scratch cannot, and a function name is such a string.
+    # Not counted in ``minutes``.
     copy_steps: int = 0
-    copy_length: int = 48
+    copy_length: int = 12
+    copy_lr: float = 1e-3
+    # Where to keep the model after its copying steps (loaded instead of training them again).
+    copy_cache: str = ""
+    # Weight of a copying loss added to every SFT step (a small copying batch beside the SFT
+    # batch), so the copying learnt first is not lost while SFT learns the format.
+    copy_mix: float = 0.0
     # Also write the held-out steps with the Action line limited to the offered functions
     # (tasks/toolbench/constrain.py) and score them as heldout_constrained/...
     constrain_actions: bool = False
@@ -89,9 +101,12 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     spec = SyntheticSpec(seed=cfg.seed, query_style=cfg.query_style, rename_rate=cfg.rename_rate,
-                         fuse_rate=cfg.fuse_rate,
+                         fuse_rate=cfg.fuse_rate, rename_style=cfg.rename_style,
                          max_offered=cfg.max_offered)
-    train = load_trajectories("synthetic", "train", n=cfg.n_train, synthetic=spec)
+    train = load_trajectories("synthetic", "train", n=cfg.n_train + cfg.eval_cases, synthetic=spec)
+    # trajectories of the training distribution (training tools, renamed at the same rate) that
+    # are never trained on: a copy that works on them but not on held-out tools does not generalise
+    unseen_train, train = train[cfg.n_train:], train[: cfg.n_train]
     held = load_trajectories("synthetic", "heldout", n=cfg.n_heldout, synthetic=spec)
     demos = to_demonstrations(train)
     texts = ["".join(t for _, t in d) for d in demos]
@@ -112,15 +127,32 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
     step, seen = 0, 0
     batches = _batches(examples, cfg.batch_tokens, random.Random(cfg.seed))
     cases = heldout_cases(held)
+    train_cases = heldout_cases(unseen_train)[: cfg.eval_cases]
     paused = 0.0  # seconds spent on held-out checks, not counted as training
     next_eval = cfg.eval_every_s
     model.train()
+    copy_spec = CopySpec(steps=cfg.copy_steps, lr=cfg.copy_lr, max_length=cfg.copy_length, seed=cfg.seed)
     if cfg.copy_steps:
-        _learn_to_copy(model, opt, tok, cfg)
+        if cfg.copy_cache and os.path.exists(cfg.copy_cache):
+            model.load_state_dict(torch.load(cfg.copy_cache))
+            log.info("copying model loaded from %s", cfg.copy_cache)
+        else:
+            t0 = time.perf_counter()
+            pretrain_copying(model, tok, copy_spec, on_step=lambda step, loss: step % 50 == 0 and log.info(
+                "copy step %d  loss %.4f", step, loss))
+            log.info("copy pretraining: %.0f s", time.perf_counter() - t0)
+            if cfg.copy_cache:
+                torch.save(model.state_dict(), cfg.copy_cache)
+        model.train()
+        start = time.perf_counter()  # the budget is the SFT's
+    # a small copying batch beside each SFT batch (copy_mix): a quarter of the SFT's tokens
+    copier = copy_batches(ordinary_ids(tok), dataclasses.replace(copy_spec, batch_tokens=max(
+        4 * cfg.copy_length, cfg.batch_tokens // 4)))
     while time.perf_counter() - start - paused < budget:
         if cfg.eval_every_s and time.perf_counter() - start - paused >= next_eval:
             t0 = time.perf_counter()
             shares = aggregate(_evaluate(model, tok, cases[: cfg.eval_cases], cfg.max_new_tokens), prefix="")
+            shares |= aggregate(_evaluate(model, tok, train_cases, cfg.max_new_tokens), prefix="train_dist/")
             model.train()
             log.info("check at %.0fs, %d tokens: %s", t0 - start - paused, seen, " ".join(f"{k} {v:.2f}" for k, v in shares.items()))
             paused += time.perf_counter() - t0
@@ -146,6 +178,9 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
         target_weights = weights[:, 1:].reshape(-1)
         # normalised by the trained tokens, so weight 0 is the plain SFT loss
         loss = (per_token * target_weights).sum() / trained[:, 1:].sum().clamp(min=1)
+        if cfg.copy_mix:
+            copy_loss = copy_loss_of(model, *next(copier))
+            loss = loss + cfg.copy_mix * copy_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -154,7 +189,8 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
         seen += int(attn.sum())
         if step % 20 == 0:
             elapsed = time.perf_counter() - start - paused
-            log.info("step %d  %.0fs  loss %.4f  %.0f tokens/s", step, elapsed, loss.item(), seen / elapsed)
+            log.info("step %d  %.0fs  loss %.4f%s  %.0f tokens/s", step, elapsed, loss.item(),
+                     f" (copy {copy_loss.item():.4f})" if cfg.copy_mix else "", seen / elapsed)
     train_seconds = time.perf_counter() - start - paused
     scores = _evaluate(model, tok, cases, cfg.max_new_tokens)
     result = aggregate(scores, prefix="heldout/") | {"train/seconds": train_seconds, "train/steps": float(step),
@@ -168,31 +204,6 @@ def run(cfg: ProbeConfig) -> dict[str, float]:
         result |= aggregate([score_step(t, c.reference, c.functions) for t, c in zip(texts, cases)],
                             prefix="heldout_constrained/")
     return result
-
-
-def _learn_to_copy(model, opt, tok, cfg: ProbeConfig) -> None:
-    """Induction pretraining: rows of ``x x`` for random token strings ``x`` (ordinary tokens
-    only), cross-entropy on the second ``x``."""
-    import torch
-    import torch.nn.functional as F
-
-    generator = torch.Generator().manual_seed(cfg.seed)
-    special = set(tok.all_special_ids)
-    ordinary = torch.tensor([i for i in range(len(tok)) if i not in special])
-    rows = max(1, cfg.batch_tokens // (2 * cfg.copy_length))
-    for step in range(cfg.copy_steps):
-        x = ordinary[torch.randint(len(ordinary), (rows, cfg.copy_length), generator=generator)]
-        ids = torch.cat([x, x], dim=1)
-        for group in opt.param_groups:
-            group["lr"] = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
-        logits = model(input_ids=ids).logits[:, cfg.copy_length - 1: -1]
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), x.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0 or step == cfg.copy_steps - 1:
-            log.info("copy step %d  loss %.4f", step, loss.item())
 
 
 def _evaluate(model, tok, cases, max_new_tokens: int, batch_size: int = 16):

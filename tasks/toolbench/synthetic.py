@@ -23,6 +23,7 @@ import hashlib
 import json
 import random
 import re
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from tasks.toolbench.toolllama import cut_observation
 SPLITS = ("train", "heldout")
 QUERY_STYLES = ("function", "api")
 SYSTEM_STYLES = ("short", "toolbench")
+RENAME_STYLES = ("words", "letters")
 
 SHORT_SYSTEM = "You can call these functions with a function call to actually excute your step."
 COMPACT_FINISH = {
@@ -83,6 +85,10 @@ class SyntheticSpec:
     # several tokens, as held-out names' words often are. Off by default: at 0.3 the tiny model's
     # held-out call steps were no better (docs/toolbench.md, the learnability probes).
     fuse_rate: float = 0.0
+    # What a renamed name is made of: ``words`` (real name words, so a model can half-recall a
+    # name from their pairs) | ``letters`` (random lowercase strings, which no statistics of the
+    # training names predict: only a copy from the prompt writes them).
+    rename_style: str = "words"
     # A short thought before each call ("I need <api words>."); off, as in ToolBench's own
     # SFT data (122 of the sample's 124 thoughts empty), to spare a tiny model a second copy.
     thoughts: bool = False
@@ -94,6 +100,8 @@ class SyntheticSpec:
             raise ValueError(f"system_style: unknown {self.system_style!r}; choose one of {', '.join(SYSTEM_STYLES)}")
         if not 0.0 < self.heldout_tool_fraction < 1.0:
             raise ValueError("heldout_tool_fraction must lie strictly between 0 and 1")
+        if self.rename_style not in RENAME_STYLES:
+            raise ValueError(f"rename_style: unknown {self.rename_style!r}; choose one of {', '.join(RENAME_STYLES)}")
         if not 0.0 <= self.rename_rate <= 1.0:
             raise ValueError("rename_rate must lie between 0 and 1")
         if self.max_offered < 1 or self.max_calls < 1:
@@ -193,14 +201,19 @@ def _query(calls: list[tuple[ApiRecord, dict[str, Any], str]], tool_name: str, s
     return f"{verb} " + ", then ".join(parts) + "."
 
 
-def _random_name(rng: random.Random, words: list[str], most: int, fuse_rate: float) -> str:
+def _random_name(rng: random.Random, words: list[str], most: int, fuse_rate: float, style: str = "words") -> str:
+    if style == "letters":
+        parts = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 8)))
+                 for _ in range(rng.randint(1, most))]
+        return " ".join(parts).title()
     parts = rng.sample(words, rng.randint(1, most))
     return " ".join(w + rng.choice(words) if fuse_rate and rng.random() < fuse_rate else w for w in parts).title()
 
 
-def _renamed(doc: ToolDocument, rng: random.Random, words: list[str], fuse_rate: float = 0.0) -> ToolDocument:
-    tool_name = _random_name(rng, words, 2, fuse_rate)
-    apis = tuple(dataclasses.replace(api, name=_random_name(rng, words, 3, fuse_rate)) for api in doc.api_list)
+def _renamed(doc: ToolDocument, rng: random.Random, words: list[str], fuse_rate: float = 0.0,
+             style: str = "words") -> ToolDocument:
+    tool_name = _random_name(rng, words, 2, fuse_rate, style)
+    apis = tuple(dataclasses.replace(api, name=_random_name(rng, words, 3, fuse_rate, style)) for api in doc.api_list)
     return dataclasses.replace(doc, tool_name=tool_name, standard_name=standardize(tool_name), api_list=apis)
 
 
@@ -208,7 +221,7 @@ def make_trajectory(doc: ToolDocument, rng: random.Random, spec: SyntheticSpec, 
                     words: list[str]) -> AnswerFile:
     """One trajectory over the APIs of ``doc`` (renamed at ``rename_rate`` in training)."""
     if split == "train" and rng.random() < spec.rename_rate:
-        doc = _renamed(doc, rng, words, spec.fuse_rate)
+        doc = _renamed(doc, rng, words, spec.fuse_rate, spec.rename_style)
     records = doc.records()
     callable_apis = [a for a in records if len(a.required_parameters) <= spec.max_required]
     offered = rng.sample(records, min(spec.max_offered, len(records)))
