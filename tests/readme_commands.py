@@ -49,6 +49,7 @@ def shortened(command: str, output_dir, model_cache: str, steps: int = 2, eval_e
              "logger=none", *WARM_START]  # one warm start for every command (the seed otherwise picks its own)
     if "task=toolbench" in args:  # the data shortened as the steps are (20,000 trajectories take a minute)
         short += [f"task.spec.{key}" for key in TOOLBENCH_SHORT]
+        short.append("model.tiny.copy_steps=3")  # the copy pretraining's path, not its minutes
     elif "algo=sft" in args:  # a few steps need a few demonstrations, not all 60,000 of the task
         short.append("algo.num_demos=2000")
     kept = [a for a in args if not a.startswith(("trainer.max_steps=", "output_dir=")) or "resume" in a]
