@@ -1,6 +1,6 @@
 """How long the tiny model takes to learn to copy (orchestrator/models/copying.py), by learning rate.
 
-    python bench/copy_pretraining.py [--steps 800] [--lr 1e-3 2e-3] [--vocab 2048] [--threads 2]
+    python bench/copy_pretraining.py [--steps 800] [--lr 1e-3 2e-3] [--batch-tokens 4096] [--vocab 2048] [--threads 2]
 
 The tiny model's shape (2 layers, width 128, 4 heads, Llama) over a vocabulary as large as the
 ToolBench tokenizer's. The copy loss sits at ln(vocabulary) through a plateau, then falls as the
@@ -34,7 +34,7 @@ class _Vocabulary:
         return self.size
 
 
-def curve(steps: int, lr: float, vocab: int) -> tuple[list[float], float]:
+def curve(steps: int, lr: float, vocab: int, batch_tokens: int) -> tuple[list[float], float]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -45,7 +45,7 @@ def curve(steps: int, lr: float, vocab: int) -> tuple[list[float], float]:
                                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
                                          tie_word_embeddings=True))
     start = time.perf_counter()
-    losses = pretrain_copying(model, _Vocabulary(vocab), CopySpec(steps=steps, lr=lr))
+    losses = pretrain_copying(model, _Vocabulary(vocab), CopySpec(steps=steps, lr=lr, batch_tokens=batch_tokens))
     return losses, (time.perf_counter() - start) / steps
 
 
@@ -60,6 +60,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--lr", type=float, nargs="+", default=[1e-3, 2e-3])
+    parser.add_argument("--batch-tokens", type=int, default=4096, help="tokens a step (rows of 48)")
     parser.add_argument("--vocab", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-append", action="store_true", help="do not append to bench/RESULTS.md")
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> None:
     chance = math.log(args.vocab - 1)
     rows = []
     for lr in args.lr:
-        losses, per_step = curve(args.steps, lr, args.vocab)
+        losses, per_step = curve(args.steps, lr, args.vocab, args.batch_tokens)
         marks = [round(sum(losses[i: i + 50]) / len(losses[i: i + 50]), 2) for i in range(0, len(losses), 50)]
         half, one = first_below(losses, chance / 2), first_below(losses, 1.0)
         print(f"lr {lr:g}: {per_step:.3f} s/step; loss every 50 steps {marks}; below ln(V)/2 at {half}, below 1.0 at {one}")
@@ -78,7 +79,7 @@ def main(argv: list[str]) -> None:
     if not args.no_append:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         text = (f"\n## Copy pretraining (bench/copy_pretraining.py), {stamp}\n\n{machine()}; {args.threads} threads, "
-                f"vocabulary {args.vocab} (ln V = {chance:.2f}), {args.steps} steps of 4,096 tokens; the loss "
+                f"vocabulary {args.vocab} (ln V = {chance:.2f}), {args.steps} steps of {args.batch_tokens:,} tokens; the loss "
                 f"averaged over 25 steps.\n\n| lr | s/step | below ln(V)/2 at step | below 1.0 at step | "
                 f"last 50 steps' loss |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
         with open(REPO / "bench" / "RESULTS.md", "a") as f:

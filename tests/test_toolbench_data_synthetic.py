@@ -93,6 +93,22 @@ def test_fused_renames_join_two_name_words(docs):
     assert len(fused) > 2 * len(plain) + 50, (len(plain), len(fused))
 
 
+def test_letter_renames_are_no_name_words_and_leave_heldout_names_real(docs):
+    """rename_style=letters: renamed tools and APIs are random letter strings (no statistics of
+    real names predict them); held-out trajectories keep their real names either way."""
+    from tasks.toolbench.synthetic import name_words
+
+    words = set(name_words(docs))
+    spec = SyntheticSpec(rename_style="letters", rename_rate=1.0)
+    pieces = {w for a in generate(docs, "train", 200, spec) for f in a.functions if f["name"] != "Finish"
+              for w in f["name"].split("_") if w != "for"}
+    assert pieces and len(pieces & words) < 0.1 * len(pieces), sorted(pieces & words)[:20]
+    held = lambda s: [f["name"] for a in generate(docs, "heldout", 50, s) for f in a.functions]  # noqa: E731
+    assert held(spec) == held(SyntheticSpec())
+    with pytest.raises(ValueError, match="rename_style"):
+        SyntheticSpec(rename_style="digits")
+
+
 def test_synthetic_is_short_and_renders(docs):
     train = generate(docs, "train", 200, SyntheticSpec())
     demos = to_demonstrations(train)
