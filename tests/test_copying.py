@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from orchestrator.models.copying import CopySpec, copy_batches, copy_loss, ordinary_ids, pretrain_copying
+from orchestrator.models.copying import CopySpec, copy_batches, ordinary_ids, pretrain_copying
 
 
 def test_each_row_repeats_one_string_at_a_random_distance_and_masks_what_a_copy_predicts():
