@@ -19,10 +19,11 @@ from typing import Any, Optional
 import torch
 
 from orchestrator.algos.base import AlgoSetup, Algorithm
-from orchestrator.algos.batch import Batch, collate, lm_forward, logprobs_of
+from orchestrator.algos.batch import Batch, collate, lm_forward
 from orchestrator.algos.schedule import warmup_cosine
 from orchestrator.config.fields import value
 from orchestrator.distributed import all_sum
+from orchestrator.models.trained_logits import next_token_nll
 from orchestrator.rollout.episode import Episode
 from orchestrator.seeding import derived_seed
 
@@ -75,9 +76,16 @@ class SFT(Algorithm):
 
     def token_nll(self, batch: Batch) -> torch.Tensor:
         """Summed negative log-likelihood of the trained tokens of ``batch`` (a scalar)."""
-        with self.autocast():
-            logits = lm_forward(self.trained, batch)
-        return -(logprobs_of(logits, batch.input_ids) * batch.action_mask).sum()
+        return self._nll(self.trained, batch)
+
+    def _nll(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        # Logits only where a token is trained (orchestrator/models/trained_logits.py): the
+        # head and its softmax at every position were a third of a tiny model's step.
+        def forward() -> torch.Tensor:
+            with self.autocast():
+                return lm_forward(model, batch)
+
+        return next_token_nll(forward, self.lm, batch.input_ids, batch.action_mask)
 
     def update(self, batch: Batch, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -119,9 +127,7 @@ class SFT(Algorithm):
             mb = batch.select(torch.arange(start, min(start + self.setup.minibatch_size, len(batch)),
                                            device=self.setup.device))
             mb = mb.trim(mb.width())
-            with self.autocast():
-                logits = lm_forward(self.lm, mb)
-            nll += float(-(logprobs_of(logits, mb.input_ids) * mb.action_mask).sum())
+            nll += float(self._nll(self.lm, mb))
             tokens += float(mb.action_mask.sum())
         nll, tokens = all_sum([nll, tokens])
         return {"eval/loss": nll / max(tokens, 1.0)}

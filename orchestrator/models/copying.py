@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+from orchestrator.models.trained_logits import next_token_nll
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,9 @@ def copy_loss(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of the model on the masked tokens (each predicted from the ones before)."""
     device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
-    logits = model(input_ids=ids).logits[:, :-1]
-    per_token = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1), reduction="none")
-    target = mask[:, 1:].reshape(-1).float()
-    return (per_token * target).sum() / target.sum().clamp(min=1)
+    target = mask[:, 1:].float()
+    nll = next_token_nll(lambda: model(input_ids=ids).logits, model, ids, target)
+    return nll / target.sum().clamp(min=1)
 
 
 def pretrain_copying(model, tokenizer, spec: CopySpec,
