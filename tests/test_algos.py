@@ -228,6 +228,17 @@ def test_demonstration_tokens_are_labelled_by_character_offsets(make):
     assert "Result=36<submit>" in model_text and "12*3<call>" in model_text
     tool_text = "".join(s.text for s in ep.segments if s.source == "tool")
     assert "36" in tool_text
+    # the segments' texts are the demonstration's own characters, then the end token
+    assert "".join(s.text for s in ep.segments) == text + tok.eos_token
+    decoded = [tok.decode(s.token_ids, clean_up_tokenization_spaces=False) for s in ep.segments]
+    assert [s.text for s in ep.segments] == decoded
+    # cut short, the texts end where the kept tokens do; one call for many demonstrations gives
+    # what one call each does
+    cut = to_episode(tok, demo, max_length=8)
+    assert len(cut.ids) == 8
+    assert "".join(s.text for s in cut.segments) == tok.decode(cut.ids, clean_up_tokenization_spaces=False)
+    many = to_episodes(tok, [demo, demo[:2]], max_length=200)
+    assert [m.ids for m in many] == [ep.ids, to_episode(tok, demo[:2], max_length=200).ids]
 
 
 def test_a_demonstration_cut_before_its_model_span_is_an_error():
